@@ -117,9 +117,7 @@ class Engine:
         try:
             outputs = handler(event)
         except RejectError as refusal:
-            return [
-                _rejected(event, refusal.reason, refusal.field, refusal.value, refusal.message)
-            ]
+            return [_rejected(event, refusal.reason, refusal.field, refusal.value, refusal.message)]
         observers = self._observers.get(kind)
         if observers:
             for observer in observers:

@@ -1,0 +1,163 @@
+"""Exact contract arithmetic: entry value, realized PnL, notional and fees, per instrument.
+
+All inputs are integers: quantities ``q`` in contracts at the instrument's ``qty_scale``,
+prices at ``price_scale``, the multiplier ``M`` at ``multiplier_scale``, rates at
+:data:`RATE_SCALE`. Every result that can leave a remainder is rounded by a named rule of
+:mod:`fengkong.model.fixed`, always in the exchange's favour.
+
+Linear (USDⓈ-M, spot, options' premium): value of ``q`` contracts at price ``p`` is
+``q × M × p`` quote units, exact at ``value_scale = qty_scale + multiplier_scale +
+price_scale``. A position keeps the exact signed sum of the values it was opened at
+(``entry_value``); closing ``c`` of ``|Q|`` contracts at ``x`` removes
+``Vr = ceil(V × c / |Q|)`` and realizes ``side × c × M × x − Vr`` (source: the linear PnL
+``UPNL = side × qty × (mark − entry)`` of margin-mechanics.md, "Conventions").
+
+Inverse (COIN-M): value in coin of ``q`` contracts at ``p`` is ``q × M / p``
+(``N × (1/entry − 1/mark)`` in margin-mechanics.md §2), kept at
+``value_scale = settle_scale + INVERSE_EXTRA_DECIMALS``. Opening rounds the value down
+(floor, for both signs), which lowers a long's later PnL and raises a short's cost; closing
+removes ``Vr = floor(V × c / |Q|)`` and values the exit at ``E = q × M / x`` rounded up for a
+long and down for a short, realizing ``Vr − side × E``. The average entry price is the
+harmonic mean ``Σq / Σ(q/p)``, as Binance COIN-M reports it.
+
+Realized PnL is converted to settlement-asset units with ``CREDIT`` (floor). Fees are
+``notional × rate`` rounded up (``CHARGE``); a negative rate (maker rebate) pays
+``notional × |rate|`` rounded down (``PAYOUT``).
+"""
+
+from __future__ import annotations
+
+from fengkong.model.fixed import CHARGE, CREDIT, PAYOUT, Rounding, div_round, rescale
+from fengkong.model.instruments import Instrument
+
+RATE_SCALE = 8
+"""Decimals of fee and funding rates (Binance publishes funding rates with 8)."""
+
+INVERSE_EXTRA_DECIMALS = 12
+"""Extra decimals, beyond the settlement asset's, at which inverse entry values are kept."""
+
+
+class ContractMath:
+    """Pre-resolved scales of one instrument and its exact value / PnL / fee formulas."""
+
+    __slots__ = (
+        "_inv_den_pow",
+        "_inv_num_pow",
+        "inverse",
+        "multiplier",
+        "price_scale",
+        "qty_scale",
+        "settle_scale",
+        "value_scale",
+    )
+
+    def __init__(self, instrument: Instrument, settle_scale: int) -> None:
+        self.inverse = instrument.is_inverse
+        self.multiplier = instrument.multiplier
+        self.price_scale = instrument.price_scale
+        self.qty_scale = instrument.qty_scale
+        self.settle_scale = settle_scale
+        qm_scale = instrument.qty_scale + instrument.multiplier_scale
+        if self.inverse:
+            self.value_scale = settle_scale + INVERSE_EXTRA_DECIMALS
+            # q*M/p coin = qu*Mu/pu * 10^(ps - qm_scale); at value_scale:
+            exponent = instrument.price_scale - qm_scale + self.value_scale
+        else:
+            self.value_scale = qm_scale + instrument.price_scale
+            exponent = 0
+        self._inv_num_pow = 10 ** max(exponent, 0)
+        self._inv_den_pow = 10 ** max(-exponent, 0)
+
+    # --- values -------------------------------------------------------------------------
+
+    def linear_value(self, qty: int, price: int) -> int:
+        """``q × M × p`` at ``value_scale`` (exact)."""
+        return qty * self.multiplier * price
+
+    def inverse_value(self, qty: int, price: int, rounding: Rounding) -> int:
+        """``q × M / p`` coin at ``value_scale``, rounded by ``rounding``."""
+        return div_round(
+            qty * self.multiplier * self._inv_num_pow, price * self._inv_den_pow, rounding
+        )
+
+    def open_value(self, signed_qty: int, price: int) -> int:
+        """Signed entry value added when opening ``signed_qty`` contracts at ``price``."""
+        if self.inverse:
+            return div_round(
+                signed_qty * self.multiplier * self._inv_num_pow,
+                price * self._inv_den_pow,
+                Rounding.FLOOR,
+            )
+        return signed_qty * self.multiplier * price
+
+    def close(self, qty: int, entry_value: int, close_qty: int, price: int) -> tuple[int, int]:
+        """Close ``close_qty`` (> 0, <= |qty|) of a position; return ``(Vr, pnl_value)``.
+
+        ``Vr`` is the entry value removed, ``pnl_value`` the realized PnL at ``value_scale``.
+        """
+        abs_qty = qty if qty > 0 else -qty
+        long = qty > 0
+        if self.inverse:
+            removed = (
+                entry_value
+                if close_qty == abs_qty
+                else div_round(entry_value * close_qty, abs_qty, Rounding.FLOOR)
+            )
+            exit_value = self.inverse_value(close_qty, price, CHARGE if long else PAYOUT)
+            return removed, removed - exit_value if long else removed + exit_value
+        removed = (
+            entry_value
+            if close_qty == abs_qty
+            else div_round(entry_value * close_qty, abs_qty, Rounding.CEIL)
+        )
+        exit_value = close_qty * self.multiplier * price
+        return removed, exit_value - removed if long else -exit_value - removed
+
+    def to_settle(self, value: int, rounding: Rounding = CREDIT) -> int:
+        """A value at ``value_scale`` in settlement-asset units."""
+        return rescale(value, self.value_scale, self.settle_scale, rounding)
+
+    # --- notional and fees --------------------------------------------------------------
+
+    def notional_value(self, qty: int, price: int) -> int:
+        """Unsigned notional of ``qty`` contracts at ``price``, at ``value_scale``.
+
+        Inverse notional is rounded up: it is only used for charges (fees, funding owed).
+        """
+        if self.inverse:
+            return self.inverse_value(qty, price, CHARGE)
+        return qty * self.multiplier * price
+
+    def charge(self, qty: int, price: int, rate: int) -> int:
+        """``notional × rate`` in settlement units, rounded up (``CHARGE``); ``rate`` >= 0."""
+        if self.inverse:
+            return div_round(
+                qty * self.multiplier * rate * self._inv_num_pow,
+                price
+                * self._inv_den_pow
+                * 10 ** (RATE_SCALE + self.value_scale - self.settle_scale),
+                CHARGE,
+            )
+        return rescale(
+            qty * self.multiplier * price * rate,
+            self.value_scale + RATE_SCALE,
+            self.settle_scale,
+            CHARGE,
+        )
+
+    def payout(self, qty: int, price: int, rate: int) -> int:
+        """``notional × rate`` in settlement units, rounded down (``PAYOUT``); ``rate`` >= 0."""
+        if self.inverse:
+            return div_round(
+                qty * self.multiplier * rate * self._inv_num_pow,
+                price
+                * self._inv_den_pow
+                * 10 ** (RATE_SCALE + self.value_scale - self.settle_scale),
+                PAYOUT,
+            )
+        return rescale(
+            qty * self.multiplier * price * rate,
+            self.value_scale + RATE_SCALE,
+            self.settle_scale,
+            PAYOUT,
+        )

@@ -1,0 +1,817 @@
+"""The ledger: balances, positions and every cash movement, exact to the last unit.
+
+Conservation: every movement is a transfer between two accounts of the same asset, so the
+sum over all accounts (system accounts included) of ``free + locked + isolated margin``
+changes only by deposits and withdrawals. Realized PnL, funding and expiry cash flow through
+``sys:settlement`` (see :mod:`fengkong.ledger.state`); fees through ``sys:fees``; bad debt
+is drawn from ``sys:insurance`` and, beyond it, left with ``sys:settlement`` and reported.
+
+Every handler validates completely before its first mutation and raises
+:class:`~fengkong.engine.component.RejectError` otherwise, so a refused event changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from fengkong.engine.component import RejectError
+from fengkong.ledger.contracts import RATE_SCALE, ContractMath
+from fengkong.ledger.listing import instrument_from_listing, instrument_with_changes, parse_number
+from fengkong.ledger.state import (
+    FEES,
+    INSURANCE,
+    SETTLEMENT,
+    SYSTEM_ACCOUNTS,
+    SYSTEM_PREFIX,
+    Account,
+    Balance,
+    Position,
+)
+from fengkong.model.assets import MAX_SCALE, Asset
+from fengkong.model.enums import (
+    InstrumentKind,
+    InstrumentStatus,
+    MarginMode,
+    OptionKind,
+    PositionMode,
+    PositionSide,
+    Side,
+)
+from fengkong.model.events import (
+    AccountOpened,
+    AssetListed,
+    BadDebt,
+    Deposit,
+    Fill,
+    FundingPayment,
+    FundingSettled,
+    InstrumentListed,
+    InstrumentParamsChanged,
+    InstrumentSettled,
+    MarginTransfer,
+    Output,
+    RejectReason,
+    SetMarginMode,
+    SetPositionMode,
+    Settlement,
+    Transfer,
+    Withdrawal,
+)
+from fengkong.model.fixed import CHARGE, PAYOUT, div_round
+from fengkong.model.instruments import DATED_KINDS, Instrument
+
+__all__ = ["RATE_SCALE", "Ledger"]
+
+MAX_FEE_RATE = 10**RATE_SCALE // 10  # 10 % of notional: anything above is a malformed fill
+_RATE_CACHE_LIMIT = 4096
+
+_BUY = Side.BUY
+_BOTH = PositionSide.BOTH
+_LONG = PositionSide.LONG
+_SHORT = PositionSide.SHORT
+_CROSS = MarginMode.CROSS
+
+
+def _reject(reason: RejectReason, field: str, value: object, message: str = "") -> RejectError:
+    return RejectError(reason, field, value, message)
+
+
+class _Leg:
+    """One party's side of a derivative fill, fully computed before anything is applied."""
+
+    __slots__ = (
+        "account",
+        "cash",
+        "fee",
+        "key",
+        "margin_mode",
+        "new_qty",
+        "new_value",
+        "pnl",
+        "position",
+        "wallet",
+    )
+
+    def __init__(self, account: Account, key: tuple[str, PositionSide], position: Position | None):
+        self.account = account
+        self.key = key
+        self.position = position
+        self.margin_mode = _CROSS
+        self.new_qty = 0
+        self.new_value = 0
+        self.pnl = 0  # realized PnL, settlement units
+        self.cash = 0  # cash to the margin wallet: the PnL, or an option's premium
+        self.fee = 0  # > 0 charged, < 0 rebate
+        self.wallet = 0  # the wallet (or isolated margin) after the fill; must not go negative
+
+
+class Ledger:
+    """Engine component owning assets, instruments, accounts, balances and positions."""
+
+    name = "ledger"
+
+    def __init__(self) -> None:
+        self.assets: dict[str, Asset] = {}
+        self.instruments: dict[str, Instrument] = {}
+        self.accounts: dict[str, Account] = {a: Account(id=a) for a in SYSTEM_ACCOUNTS}
+        self._math: dict[str, ContractMath] = {}
+        self._holders: dict[str, dict[tuple[str, PositionSide], Position]] = {}
+        self._rates: dict[str, int] = {}
+
+    # --- engine component protocol ------------------------------------------------------
+
+    def handlers(self) -> dict[type, Any]:
+        return {
+            AssetListed: self._on_asset_listed,
+            InstrumentListed: self._on_instrument_listed,
+            InstrumentParamsChanged: self._on_instrument_params,
+            AccountOpened: self._on_account_opened,
+            SetPositionMode: self._on_set_position_mode,
+            SetMarginMode: self._on_set_margin_mode,
+            Deposit: self._on_deposit,
+            Withdrawal: self._on_withdrawal,
+            Transfer: self._on_transfer,
+            MarginTransfer: self._on_margin_transfer,
+            Fill: self._on_fill,
+            FundingPayment: self._on_funding,
+            Settlement: self._on_settlement,
+        }
+
+    def observers(self) -> dict[type, Any]:
+        return {}
+
+    def canonical_state(self) -> dict[str, Any]:
+        accounts = []
+        for account_id in sorted(self.accounts):
+            account = self.accounts[account_id]
+            accounts.append(
+                [
+                    account_id,
+                    account.position_mode.value,
+                    sorted([s, m.value] for s, m in account.margin_modes.items()),
+                    sorted([a, b.free, b.locked] for a, b in account.balances.items()),
+                    sorted(
+                        [
+                            p.symbol,
+                            p.side.value,
+                            p.margin_mode.value,
+                            p.qty,
+                            p.entry_value,
+                            p.realized_pnl,
+                            p.isolated_margin,
+                        ]
+                        for p in account.positions.values()
+                    ),
+                ]
+            )
+        return {
+            "assets": sorted([a.code, a.scale] for a in self.assets.values()),
+            "instruments": [self.instruments[s] for s in sorted(self.instruments)],
+            "accounts": accounts,
+        }
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        self.__init__()
+        for code, scale in data["assets"]:
+            self.assets[code] = Asset(code=code, scale=scale)
+        for raw in data["instruments"]:
+            self._add_instrument(msgspec.convert(raw, Instrument))
+        for account_id, mode, margin_modes, balances, positions in data["accounts"]:
+            account = Account(id=account_id, position_mode=PositionMode(mode))
+            account.margin_modes = {s: MarginMode(m) for s, m in margin_modes}
+            account.balances = {a: Balance(free, locked) for a, free, locked in balances}
+            for symbol, side, margin_mode, qty, value, realized, isolated in positions:
+                position = Position(
+                    symbol=symbol,
+                    side=PositionSide(side),
+                    margin_mode=MarginMode(margin_mode),
+                    qty=qty,
+                    entry_value=value,
+                    realized_pnl=realized,
+                    isolated_margin=isolated,
+                )
+                self._index_position(account, position)
+            self.accounts[account_id] = account
+
+    # --- queries used by other components and tests --------------------------------------
+
+    def contract_math(self, symbol: str) -> ContractMath:
+        return self._math[symbol]
+
+    def holders(self, symbol: str) -> dict[tuple[str, PositionSide], Position]:
+        """Open positions (and funded isolated buckets) in ``symbol``, in opening order."""
+        return self._holders.get(symbol, {})
+
+    def asset_totals(self) -> dict[str, int]:
+        """Sum over all accounts of free + locked + isolated margin, per asset."""
+        totals = dict.fromkeys(sorted(self.assets), 0)
+        for account in self.accounts.values():
+            for asset, balance in account.balances.items():
+                totals[asset] += balance.free + balance.locked
+            for position in account.positions.values():
+                if position.isolated_margin:
+                    totals[self.instruments[position.symbol].settle] += position.isolated_margin
+        return totals
+
+    # --- reservations (used by the pre-trade gate) ---------------------------------------
+
+    def lock(self, account_id: str, asset: str, amount: int) -> None:
+        """Move ``amount`` from free to locked; raises if the free balance is short."""
+        balance = self._existing_balance(account_id, asset)
+        if amount <= 0 or balance is None or balance.free < amount:
+            raise _reject(RejectReason.INSUFFICIENT_BALANCE, "amount", amount, asset)
+        balance.free -= amount
+        balance.locked += amount
+
+    def unlock(self, account_id: str, asset: str, amount: int) -> None:
+        """Move ``amount`` from locked back to free; raises if less is locked."""
+        balance = self._existing_balance(account_id, asset)
+        if amount <= 0 or balance is None or balance.locked < amount:
+            raise _reject(RejectReason.INSUFFICIENT_BALANCE, "amount", amount, asset)
+        balance.locked -= amount
+        balance.free += amount
+
+    def _existing_balance(self, account_id: str, asset: str) -> Balance | None:
+        account = self.accounts.get(account_id)
+        return None if account is None else account.balances.get(asset)
+
+    # --- reference data ----------------------------------------------------------------
+
+    def _on_asset_listed(self, event: AssetListed) -> list[Output]:
+        if event.asset in self.assets:
+            raise _reject(RejectReason.ALREADY_EXISTS, "asset", event.asset)
+        if not event.asset or type(event.scale) is not int or not 0 <= event.scale <= MAX_SCALE:
+            raise _reject(RejectReason.INVALID_PARAMETER, "scale", event.scale, f"0..{MAX_SCALE}")
+        self.assets[event.asset] = Asset(code=event.asset, scale=event.scale)
+        return []
+
+    def _on_instrument_listed(self, event: InstrumentListed) -> list[Output]:
+        if event.symbol in self.instruments:
+            raise _reject(RejectReason.ALREADY_EXISTS, "symbol", event.symbol)
+        self._add_instrument(instrument_from_listing(event, self.assets))
+        return []
+
+    def _add_instrument(self, instrument: Instrument) -> None:
+        self.instruments[instrument.symbol] = instrument
+        self._math[instrument.symbol] = ContractMath(
+            instrument, self.assets[instrument.settle].scale
+        )
+
+    def _on_instrument_params(self, event: InstrumentParamsChanged) -> list[Output]:
+        current = self._instrument(event.symbol)
+        settle_scale = self.assets[current.settle].scale
+        self.instruments[event.symbol] = instrument_with_changes(current, event, settle_scale)
+        return []
+
+    # --- accounts ----------------------------------------------------------------------
+
+    def _on_account_opened(self, event: AccountOpened) -> list[Output]:
+        if event.account in self.accounts:
+            raise _reject(RejectReason.ALREADY_EXISTS, "account", event.account)
+        if not event.account or event.account.startswith(SYSTEM_PREFIX):
+            raise _reject(RejectReason.INVALID_PARAMETER, "account", event.account, "reserved")
+        self.accounts[event.account] = Account(id=event.account, position_mode=event.position_mode)
+        return []
+
+    def _on_set_position_mode(self, event: SetPositionMode) -> list[Output]:
+        account = self._account(event.account, "account")
+        if any(p.qty or p.isolated_margin for p in account.positions.values()):
+            raise _reject(RejectReason.POSITION_OPEN, "account", event.account)
+        account.position_mode = event.mode
+        return []
+
+    def _on_set_margin_mode(self, event: SetMarginMode) -> list[Output]:
+        account = self._account(event.account, "account")
+        instrument = self._instrument(event.symbol)
+        if instrument.is_spot or instrument.is_option:
+            raise _reject(RejectReason.NOT_APPLICABLE, "symbol", event.symbol, "no margin mode")
+        if any(p.symbol == event.symbol for p in account.positions.values()):
+            raise _reject(RejectReason.POSITION_OPEN, "symbol", event.symbol)
+        account.margin_modes[event.symbol] = event.mode
+        return []
+
+    # --- funds -------------------------------------------------------------------------
+
+    def _on_deposit(self, event: Deposit) -> list[Output]:
+        account = self._account(event.account, "account")
+        amount = self._amount(event.asset, event.amount)
+        account.balance(event.asset).free += amount
+        return []
+
+    def _on_withdrawal(self, event: Withdrawal) -> list[Output]:
+        account = self._account(event.account, "account")
+        amount = self._amount(event.asset, event.amount)
+        balance = account.balances.get(event.asset)
+        if balance is None or balance.free < amount:
+            raise _reject(RejectReason.INSUFFICIENT_BALANCE, "amount", event.amount, event.asset)
+        balance.free -= amount
+        return []
+
+    def _on_transfer(self, event: Transfer) -> list[Output]:
+        source = self._account(event.from_account, "from_account")
+        target = self._account(event.to_account, "to_account")
+        amount = self._amount(event.asset, event.amount)
+        if source is target:
+            raise _reject(RejectReason.INVALID_PARAMETER, "to_account", event.to_account, "same")
+        balance = source.balances.get(event.asset)
+        if balance is None or balance.free < amount:
+            raise _reject(RejectReason.INSUFFICIENT_BALANCE, "amount", event.amount, event.asset)
+        balance.free -= amount
+        target.balance(event.asset).free += amount
+        return []
+
+    def _on_margin_transfer(self, event: MarginTransfer) -> list[Output]:
+        account = self._account(event.account, "account")
+        instrument = self._instrument(event.symbol)
+        if instrument.is_spot or instrument.is_option:
+            raise _reject(RejectReason.NOT_APPLICABLE, "symbol", event.symbol, "no margin")
+        if account.margin_modes.get(event.symbol, _CROSS) is not MarginMode.ISOLATED:
+            raise _reject(RejectReason.NOT_APPLICABLE, "symbol", event.symbol, "not isolated")
+        self._check_position_side(account, event.position_side, "position_side")
+        scale = self.assets[instrument.settle].scale
+        amount = parse_number(event.amount, scale, "amount")
+        if amount == 0:
+            raise _reject(RejectReason.NON_POSITIVE_AMOUNT, "amount", event.amount)
+        key = (event.symbol, event.position_side)
+        position = account.positions.get(key)
+        if amount > 0:
+            balance = account.balances.get(instrument.settle)
+            if balance is None or balance.free < amount:
+                raise _reject(RejectReason.INSUFFICIENT_BALANCE, "amount", event.amount)
+            balance.free -= amount
+            if position is None:
+                position = Position(
+                    symbol=event.symbol, side=event.position_side, margin_mode=MarginMode.ISOLATED
+                )
+                self._index_position(account, position)
+            position.isolated_margin += amount
+            return []
+        if position is None or position.isolated_margin < -amount:
+            raise _reject(RejectReason.INSUFFICIENT_ISOLATED_MARGIN, "amount", event.amount)
+        if position.qty:
+            raise _reject(
+                RejectReason.MARGIN_CHECK_UNAVAILABLE,
+                "amount",
+                event.amount,
+                "removing margin from an open position needs the margin model",
+            )
+        position.isolated_margin += amount
+        account.balance(instrument.settle).free -= amount
+        if not position.isolated_margin:
+            self._drop_position(account, position)
+        return []
+
+    # --- fills -------------------------------------------------------------------------
+
+    def _on_fill(self, event: Fill) -> list[Output]:
+        instrument = self.instruments.get(event.symbol)
+        if instrument is None:
+            raise _reject(RejectReason.UNKNOWN_INSTRUMENT, "symbol", event.symbol)
+        if instrument.status is not InstrumentStatus.TRADING:
+            raise _reject(
+                RejectReason.INSTRUMENT_NOT_TRADING, "symbol", event.symbol, instrument.status
+            )
+        accounts = self.accounts
+        buyer = accounts.get(event.buyer)
+        if buyer is None:
+            raise _reject(RejectReason.UNKNOWN_ACCOUNT, "buyer", event.buyer)
+        seller = accounts.get(event.seller)
+        if seller is None:
+            raise _reject(RejectReason.UNKNOWN_ACCOUNT, "seller", event.seller)
+        if buyer is seller:
+            raise _reject(RejectReason.SELF_TRADE, "seller", event.seller)
+        price = parse_number(event.price, instrument.price_scale, "price", minimum=1)
+        if price % instrument.tick_size:
+            raise _reject(RejectReason.PRICE_OFF_TICK, "price", event.price)
+        qty = parse_number(event.qty, instrument.qty_scale, "qty", minimum=1)
+        if qty % instrument.lot_size:
+            raise _reject(RejectReason.QTY_OFF_LOT, "qty", event.qty)
+        maker_rate = self._rate(event.maker_fee_rate, "maker_fee_rate")
+        taker_rate = self._rate(event.taker_fee_rate, "taker_fee_rate")
+        if taker_rate < 0 or maker_rate + taker_rate < 0:
+            raise _reject(
+                RejectReason.INVALID_PARAMETER,
+                "maker_fee_rate",
+                event.maker_fee_rate,
+                "a rebate may not exceed the taker fee",
+            )
+        if event.taker_side == _BUY:
+            buyer_rate, seller_rate = taker_rate, maker_rate
+        else:
+            buyer_rate, seller_rate = maker_rate, taker_rate
+        math = self._math[event.symbol]
+        if instrument.kind is InstrumentKind.SPOT:
+            return self._fill_spot(
+                event, instrument, math, buyer, seller, price, qty, buyer_rate, seller_rate
+            )
+        buy = self._leg(
+            event, math, buyer, event.buyer_position_side, qty, price, buyer_rate, "buyer"
+        )
+        sell = self._leg(
+            event, math, seller, event.seller_position_side, -qty, price, seller_rate, "seller"
+        )
+        settle = instrument.settle
+        option = instrument.kind is InstrumentKind.OPTION
+        if option:
+            # the premium moves in full at the fill; realized PnL is reported, not paid
+            value = math.linear_value(qty, price)
+            premium_paid = math.to_settle(value, CHARGE)
+            premium_received = math.to_settle(value, PAYOUT)
+            buy.cash = -premium_paid
+            sell.cash = premium_received
+            buy.wallet += buy.cash - buy.pnl
+            sell.wallet += sell.cash - sell.pnl
+        for leg, field in ((buy, "buyer"), (sell, "seller")):
+            if leg.wallet < 0:
+                reason = (
+                    RejectReason.INSUFFICIENT_BALANCE
+                    if leg.margin_mode is _CROSS
+                    else RejectReason.INSUFFICIENT_ISOLATED_MARGIN
+                )
+                raise _reject(reason, field, leg.account.id, f"cannot pay {settle}")
+        # --- apply: nothing below may fail ---
+        fees = accounts[FEES].balance(settle)
+        settlement = accounts[SETTLEMENT].balance(settle)
+        self._apply_leg(buy, event.symbol, settle, fees, settlement)
+        self._apply_leg(sell, event.symbol, settle, fees, settlement)
+        return []
+
+    def _fill_spot(
+        self,
+        event: Fill,
+        instrument: Instrument,
+        math: ContractMath,
+        buyer: Account,
+        seller: Account,
+        price: int,
+        qty: int,
+        buyer_rate: int,
+        seller_rate: int,
+    ) -> list[Output]:
+        """Spot: the buyer pays quote (rounded up) and receives base; the seller the reverse.
+
+        The quote dust between what the buyer pays and the seller receives goes to
+        ``sys:fees``. Fees are charged in the quote asset.
+        """
+        base, quote = instrument.base, instrument.quote
+        value = math.linear_value(qty, price)
+        paid = math.to_settle(value, CHARGE)
+        received = math.to_settle(value, PAYOUT)
+        base_units = (
+            qty
+            * instrument.multiplier
+            * 10 ** (self.assets[base].scale - instrument.qty_scale - instrument.multiplier_scale)
+        )
+        buyer_fee = self._fee(math, qty, price, buyer_rate)
+        seller_fee = self._fee(math, qty, price, seller_rate)
+        buyer_quote = buyer.balances.get(quote)
+        if buyer_quote is None or buyer_quote.free < paid + buyer_fee:
+            raise _reject(RejectReason.INSUFFICIENT_BALANCE, "buyer", event.buyer, quote)
+        seller_base = seller.balances.get(base)
+        if seller_base is None or seller_base.free < base_units:
+            raise _reject(RejectReason.INSUFFICIENT_BALANCE, "seller", event.seller, base)
+        if (
+            received - seller_fee < 0
+            and seller.balances.get(quote, Balance()).free < seller_fee - received
+        ):
+            raise _reject(RejectReason.INSUFFICIENT_BALANCE, "seller", event.seller, quote)
+        buyer_quote.free -= paid + buyer_fee
+        buyer.balance(base).free += base_units
+        seller_base.free -= base_units
+        seller.balance(quote).free += received - seller_fee
+        self.accounts[FEES].balance(quote).free += paid - received + buyer_fee + seller_fee
+        return []
+
+    def _fee(self, math: ContractMath, qty: int, price: int, rate: int) -> int:
+        """Fee charged (> 0) or rebate paid (< 0), in settlement units."""
+        if rate >= 0:
+            return math.charge(qty, price, rate) if rate else 0
+        return -math.payout(qty, price, -rate)
+
+    def _leg(
+        self,
+        event: Fill,
+        math: ContractMath,
+        account: Account,
+        side: PositionSide,
+        signed_qty: int,
+        price: int,
+        rate: int,
+        field: str,
+    ) -> _Leg:
+        """Compute one party's position change, realized PnL and fee; apply nothing."""
+        if account.position_mode is PositionMode.ONE_WAY:
+            if side is not _BOTH:
+                raise _reject(RejectReason.POSITION_SIDE_MISMATCH, f"{field}_position_side", side)
+        elif side is _BOTH:
+            raise _reject(RejectReason.POSITION_SIDE_MISMATCH, f"{field}_position_side", side)
+        key = (event.symbol, side)
+        position = account.positions.get(key)
+        leg = _Leg(account, key, position)
+        qty = position.qty if position is not None else 0
+        value = position.entry_value if position is not None else 0
+        if qty == 0 or (qty > 0) == (signed_qty > 0):
+            if (side is _LONG and signed_qty < 0) or (side is _SHORT and signed_qty > 0):
+                raise _reject(RejectReason.CLOSE_EXCEEDS_POSITION, field, account.id, side)
+            leg.new_qty = qty + signed_qty
+            leg.new_value = value + math.open_value(signed_qty, price)
+        else:
+            close_qty = min(abs(signed_qty), abs(qty))
+            removed, pnl_value = math.close(qty, value, close_qty, price)
+            leg.pnl = math.to_settle(pnl_value)
+            leg.new_qty = qty + signed_qty
+            leg.new_value = value - removed
+            if abs(signed_qty) > close_qty:
+                if side is not _BOTH:
+                    raise _reject(RejectReason.CLOSE_EXCEEDS_POSITION, field, account.id, side)
+                leg.new_value = math.open_value(leg.new_qty, price)
+        leg.cash = leg.pnl
+        leg.fee = self._fee(math, abs(signed_qty), price, rate)
+        margin_mode = leg.margin_mode = (
+            position.margin_mode
+            if position is not None
+            else account.margin_modes.get(event.symbol, _CROSS)
+        )
+        balance = account.balances.get(self.instruments[event.symbol].settle)
+        free = balance.free if balance is not None else 0
+        if margin_mode is _CROSS:
+            leg.wallet = free + leg.pnl - leg.fee
+        else:
+            # isolated: PnL moves the position's margin, the fee is paid from the wallet
+            margin = position.isolated_margin if position is not None else 0
+            leg.wallet = min(margin + leg.pnl, free - leg.fee)
+        return leg
+
+    def _apply_leg(
+        self, leg: _Leg, symbol: str, settle: str, fees: Balance, settlement: Balance
+    ) -> None:
+        account = leg.account
+        position = leg.position
+        if position is None:
+            position = Position(symbol=symbol, side=leg.key[1], margin_mode=leg.margin_mode)
+            self._index_position(account, position)
+        position.qty = leg.new_qty
+        position.entry_value = leg.new_value
+        position.realized_pnl += leg.pnl
+        wallet = account.balance(settle)
+        wallet.free -= leg.fee
+        fees.free += leg.fee
+        if position.margin_mode is _CROSS:
+            wallet.free += leg.cash
+        else:
+            position.isolated_margin += leg.cash
+        settlement.free -= leg.cash
+        if leg.new_qty == 0:
+            self._close_out(account, position, settle)
+
+    # --- funding and settlement ----------------------------------------------------------
+
+    def _on_funding(self, event: FundingPayment) -> list[Output]:
+        instrument = self._instrument(event.symbol)
+        if instrument.kind not in (
+            InstrumentKind.LINEAR_PERPETUAL,
+            InstrumentKind.INVERSE_PERPETUAL,
+        ):
+            raise _reject(RejectReason.NOT_APPLICABLE, "symbol", event.symbol, "not a perpetual")
+        rate = self._rate(event.rate, "rate")
+        mark = parse_number(event.mark_price, instrument.price_scale, "mark_price", minimum=1)
+        return self.settle_funding(event.seq, event.id, event.symbol, rate, mark)
+
+    def settle_funding(
+        self, seq: int, event_id: str, symbol: str, rate: int, mark_price: int
+    ) -> list[Output]:
+        """Pay one funding interval on every open position of ``symbol``.
+
+        Payment = ``|qty| × M × mark × rate`` (linear) or ``|qty| × M / mark × rate``
+        (inverse), longs paying shorts when ``rate`` > 0 (margin-mechanics.md §1.8). Payers
+        are charged rounded up, receivers credited rounded down; the difference (dust) stays
+        with ``sys:settlement``. A payer who cannot pay in full leaves bad debt (reported).
+        """
+        instrument = self.instruments[symbol]
+        math = self._math[symbol]
+        settle = instrument.settle
+        settlement = self.accounts[SETTLEMENT].balance(settle)
+        outputs: list[Output] = []
+        paid = received = count = 0
+        magnitude = abs(rate)
+        for (account_id, _side), position in list(self.holders(symbol).items()):
+            if not position.qty or not rate:
+                continue
+            count += 1
+            qty = abs(position.qty)
+            pays = (position.qty > 0) == (rate > 0)
+            if pays:
+                charge = math.charge(qty, mark_price, magnitude)
+                collected = self._force_charge(
+                    seq, event_id, self.accounts[account_id], position, settle, charge, outputs
+                )
+                paid += collected
+                settlement.free += collected
+            else:
+                credit = math.payout(qty, mark_price, magnitude)
+                self._credit_position(self.accounts[account_id], position, settle, credit)
+                settlement.free -= credit
+                received += credit
+        outputs.append(
+            FundingSettled(
+                seq=seq,
+                id=event_id,
+                symbol=symbol,
+                asset=settle,
+                positions=count,
+                paid=paid,
+                received=received,
+                dust=paid - received,
+            )
+        )
+        return outputs
+
+    def _on_settlement(self, event: Settlement) -> list[Output]:
+        instrument = self._instrument(event.symbol)
+        if instrument.kind not in DATED_KINDS:
+            raise _reject(RejectReason.NOT_APPLICABLE, "symbol", event.symbol, "not dated")
+        if instrument.status is InstrumentStatus.SETTLED:
+            raise _reject(RejectReason.INSTRUMENT_NOT_TRADING, "symbol", event.symbol, "settled")
+        assert instrument.expiry is not None
+        if event.ts < instrument.expiry:
+            raise _reject(RejectReason.INVALID_PARAMETER, "ts", event.ts, "before expiry")
+        price = parse_number(event.price, instrument.price_scale, "price", minimum=1)
+        math = self._math[event.symbol]
+        settle = instrument.settle
+        settlement = self.accounts[SETTLEMENT].balance(settle)
+        outputs: list[Output] = []
+        paid = charged = count = 0
+        for (account_id, _side), position in list(self.holders(event.symbol).items()):
+            account = self.accounts[account_id]
+            if position.qty:
+                count += 1
+                amount = self._expiry_cash(instrument, math, position, price)
+                if amount >= 0:
+                    self._credit_position(account, position, settle, amount)
+                    settlement.free -= amount
+                    paid += amount
+                else:
+                    collected = self._force_charge(
+                        event.seq, event.id, account, position, settle, -amount, outputs
+                    )
+                    settlement.free += collected
+                    charged += collected
+                position.realized_pnl += amount
+                position.qty = 0
+                position.entry_value = 0
+            self._close_out(account, position, settle)
+        self.instruments[event.symbol] = msgspec.structs.replace(
+            instrument, status=InstrumentStatus.SETTLED
+        )
+        outputs.append(
+            InstrumentSettled(
+                seq=event.seq,
+                id=event.id,
+                symbol=event.symbol,
+                asset=settle,
+                positions=count,
+                paid_to_users=paid,
+                charged_to_users=charged,
+            )
+        )
+        return outputs
+
+    def _expiry_cash(
+        self, instrument: Instrument, math: ContractMath, position: Position, price: int
+    ) -> int:
+        """Signed cash to the holder at expiry, in settlement units, rounded by CREDIT.
+
+        Futures: the realized PnL of closing at ``price``. Options: the payoff
+        ``qty × M × max(±(S − K), 0)`` in quote, or divided by ``S`` when settled in the base
+        (Deribit's inverse options: payoff in BTC = intrinsic USD / delivery price).
+        """
+        if not instrument.is_option:
+            _removed, pnl_value = math.close(
+                position.qty, position.entry_value, abs(position.qty), price
+            )
+            return math.to_settle(pnl_value)
+        assert instrument.strike is not None
+        intrinsic = price - instrument.strike
+        if instrument.option_kind is OptionKind.PUT:
+            intrinsic = -intrinsic
+        if intrinsic <= 0:
+            return 0
+        value = position.qty * math.multiplier * intrinsic
+        if instrument.settle == instrument.quote:
+            return math.to_settle(value)
+        # base-settled: value / S, at value_scale - price_scale + price_scale decimals
+        scale_pow = 10 ** (math.settle_scale)
+        return div_round(
+            value * scale_pow,
+            price * 10 ** (math.value_scale - math.price_scale),
+            PAYOUT,
+        )
+
+    # --- cash helpers ------------------------------------------------------------------
+
+    def _credit_position(
+        self, account: Account, position: Position, settle: str, amount: int
+    ) -> None:
+        if position.margin_mode is _CROSS:
+            account.balance(settle).free += amount
+        else:
+            position.isolated_margin += amount
+
+    def _force_charge(
+        self,
+        seq: int,
+        event_id: str,
+        account: Account,
+        position: Position,
+        settle: str,
+        amount: int,
+        outputs: list[Output],
+    ) -> int:
+        """Take ``amount`` from the position's margin (isolated) or the wallet (cross: free,
+        then locked). Return what was collected from the account plus what the insurance fund
+        covered; the rest is socialized and reported as :class:`BadDebt`."""
+        if position.margin_mode is _CROSS:
+            wallet = account.balance(settle)
+            from_free = min(amount, max(wallet.free, 0))
+            wallet.free -= from_free
+            from_locked = min(amount - from_free, wallet.locked)
+            wallet.locked -= from_locked
+            collected = from_free + from_locked
+        else:
+            collected = min(amount, max(position.isolated_margin, 0))
+            position.isolated_margin -= collected
+        shortfall = amount - collected
+        if not shortfall:
+            return collected
+        fund = self.accounts[INSURANCE].balance(settle)
+        covered = min(shortfall, max(fund.free, 0))
+        fund.free -= covered
+        outputs.append(
+            BadDebt(
+                seq=seq,
+                id=event_id,
+                account=account.id,
+                asset=settle,
+                shortfall=shortfall,
+                insurance=covered,
+                socialized=shortfall - covered,
+            )
+        )
+        return collected + covered
+
+    def _close_out(self, account: Account, position: Position, settle: str) -> None:
+        """A flat position returns its isolated margin to the wallet and is dropped."""
+        if position.isolated_margin:
+            account.balance(settle).free += position.isolated_margin
+            position.isolated_margin = 0
+        self._drop_position(account, position)
+
+    # --- indexes and lookups -----------------------------------------------------------
+
+    def _index_position(self, account: Account, position: Position) -> None:
+        key = (position.symbol, position.side)
+        account.positions[key] = position
+        self._holders.setdefault(position.symbol, {})[(account.id, position.side)] = position
+
+    def _drop_position(self, account: Account, position: Position) -> None:
+        del account.positions[(position.symbol, position.side)]
+        holders = self._holders[position.symbol]
+        del holders[(account.id, position.side)]
+        if not holders:
+            del self._holders[position.symbol]
+
+    def _account(self, account_id: str, field: str) -> Account:
+        account = self.accounts.get(account_id)
+        if account is None:
+            raise _reject(RejectReason.UNKNOWN_ACCOUNT, field, account_id)
+        return account
+
+    def _instrument(self, symbol: str) -> Instrument:
+        instrument = self.instruments.get(symbol)
+        if instrument is None:
+            raise _reject(RejectReason.UNKNOWN_INSTRUMENT, "symbol", symbol)
+        return instrument
+
+    def _amount(self, asset_code: str, text: str) -> int:
+        asset = self.assets.get(asset_code)
+        if asset is None:
+            raise _reject(RejectReason.UNKNOWN_ASSET, "asset", asset_code)
+        return parse_number(text, asset.scale, "amount", minimum=1)
+
+    def _check_position_side(self, account: Account, side: PositionSide, field: str) -> None:
+        hedge = account.position_mode is PositionMode.HEDGE
+        if hedge == (side is _BOTH):
+            raise _reject(RejectReason.POSITION_SIDE_MISMATCH, field, side)
+
+    def _rate(self, text: str, field: str) -> int:
+        rate = self._rates.get(text)
+        if rate is None:
+            rate = parse_number(text, RATE_SCALE, field)
+            if abs(rate) > MAX_FEE_RATE:
+                raise _reject(RejectReason.INVALID_PARAMETER, field, text, "beyond ±10 %")
+            if len(self._rates) >= _RATE_CACHE_LIMIT:
+                self._rates.clear()
+            self._rates[text] = rate
+        return rate
