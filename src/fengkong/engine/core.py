@@ -100,6 +100,17 @@ class Engine:
 
     # --- processing -----------------------------------------------------------------------
 
+    def admit(self, event: Event) -> bool:
+        """True if ``event`` is new and next in sequence, False if it is a duplicate.
+
+        Raises :class:`SequenceError` otherwise. Changes nothing.
+        """
+        if event.id in self._seen:
+            return False
+        if event.seq != self.last_seq + 1:
+            raise SequenceError(self.last_seq + 1, event.seq, event.id)
+        return True
+
     def process(self, event: Event) -> list[Output]:
         """Admit and apply one event; see the module docstring for the rules."""
         event_id = event.id

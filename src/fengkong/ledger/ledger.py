@@ -143,6 +143,8 @@ class Ledger:
         return {}
 
     def canonical_state(self) -> dict[str, Any]:
+        """Whole ledger, sorted; amounts as decimal-digit strings (msgpack ints stop at 64 bits,
+        and an inverse entry value at ``settle_scale + 12`` decimals passes that)."""
         accounts = []
         for account_id in sorted(self.accounts):
             account = self.accounts[account_id]
@@ -151,16 +153,16 @@ class Ledger:
                     account_id,
                     account.position_mode.value,
                     sorted([s, m.value] for s, m in account.margin_modes.items()),
-                    sorted([a, b.free, b.locked] for a, b in account.balances.items()),
+                    sorted([a, str(b.free), str(b.locked)] for a, b in account.balances.items()),
                     sorted(
                         [
                             p.symbol,
                             p.side.value,
                             p.margin_mode.value,
-                            p.qty,
-                            p.entry_value,
-                            p.realized_pnl,
-                            p.isolated_margin,
+                            str(p.qty),
+                            str(p.entry_value),
+                            str(p.realized_pnl),
+                            str(p.isolated_margin),
                         ]
                         for p in account.positions.values()
                     ),
@@ -181,16 +183,16 @@ class Ledger:
         for account_id, mode, margin_modes, balances, positions in data["accounts"]:
             account = Account(id=account_id, position_mode=PositionMode(mode))
             account.margin_modes = {s: MarginMode(m) for s, m in margin_modes}
-            account.balances = {a: Balance(free, locked) for a, free, locked in balances}
+            account.balances = {a: Balance(int(free), int(locked)) for a, free, locked in balances}
             for symbol, side, margin_mode, qty, value, realized, isolated in positions:
                 position = Position(
                     symbol=symbol,
                     side=PositionSide(side),
                     margin_mode=MarginMode(margin_mode),
-                    qty=qty,
-                    entry_value=value,
-                    realized_pnl=realized,
-                    isolated_margin=isolated,
+                    qty=int(qty),
+                    entry_value=int(value),
+                    realized_pnl=int(realized),
+                    isolated_margin=int(isolated),
                 )
                 self._index_position(account, position)
             self.accounts[account_id] = account
@@ -272,14 +274,16 @@ class Ledger:
             raise _reject(RejectReason.ALREADY_EXISTS, "account", event.account)
         if not event.account or event.account.startswith(SYSTEM_PREFIX):
             raise _reject(RejectReason.INVALID_PARAMETER, "account", event.account, "reserved")
-        self.accounts[event.account] = Account(id=event.account, position_mode=event.position_mode)
+        self.accounts[event.account] = Account(
+            id=event.account, position_mode=PositionMode(event.position_mode)
+        )
         return []
 
     def _on_set_position_mode(self, event: SetPositionMode) -> list[Output]:
         account = self._account(event.account, "account")
         if any(p.qty or p.isolated_margin for p in account.positions.values()):
             raise _reject(RejectReason.POSITION_OPEN, "account", event.account)
-        account.position_mode = event.mode
+        account.position_mode = PositionMode(event.mode)
         return []
 
     def _on_set_margin_mode(self, event: SetMarginMode) -> list[Output]:
@@ -289,7 +293,7 @@ class Ledger:
             raise _reject(RejectReason.NOT_APPLICABLE, "symbol", event.symbol, "no margin mode")
         if any(p.symbol == event.symbol for p in account.positions.values()):
             raise _reject(RejectReason.POSITION_OPEN, "symbol", event.symbol)
-        account.margin_modes[event.symbol] = event.mode
+        account.margin_modes[event.symbol] = MarginMode(event.mode)
         return []
 
     # --- funds -------------------------------------------------------------------------
@@ -343,7 +347,9 @@ class Ledger:
             balance.free -= amount
             if position is None:
                 position = Position(
-                    symbol=event.symbol, side=event.position_side, margin_mode=MarginMode.ISOLATED
+                    symbol=event.symbol,
+                    side=PositionSide(event.position_side),
+                    margin_mode=MarginMode.ISOLATED,
                 )
                 self._index_position(account, position)
             position.isolated_margin += amount
@@ -502,10 +508,7 @@ class Ledger:
         field: str,
     ) -> _Leg:
         """Compute one party's position change, realized PnL and fee; apply nothing."""
-        if account.position_mode is PositionMode.ONE_WAY:
-            if side is not _BOTH:
-                raise _reject(RejectReason.POSITION_SIDE_MISMATCH, f"{field}_position_side", side)
-        elif side is _BOTH:
+        if (account.position_mode is PositionMode.HEDGE) == (side == _BOTH):
             raise _reject(RejectReason.POSITION_SIDE_MISMATCH, f"{field}_position_side", side)
         key = (event.symbol, side)
         position = account.positions.get(key)
@@ -513,7 +516,7 @@ class Ledger:
         qty = position.qty if position is not None else 0
         value = position.entry_value if position is not None else 0
         if qty == 0 or (qty > 0) == (signed_qty > 0):
-            if (side is _LONG and signed_qty < 0) or (side is _SHORT and signed_qty > 0):
+            if (side == _LONG and signed_qty < 0) or (side == _SHORT and signed_qty > 0):
                 raise _reject(RejectReason.CLOSE_EXCEEDS_POSITION, field, account.id, side)
             leg.new_qty = qty + signed_qty
             leg.new_value = value + math.open_value(signed_qty, price)
@@ -524,7 +527,7 @@ class Ledger:
             leg.new_qty = qty + signed_qty
             leg.new_value = value - removed
             if abs(signed_qty) > close_qty:
-                if side is not _BOTH:
+                if side != _BOTH:
                     raise _reject(RejectReason.CLOSE_EXCEEDS_POSITION, field, account.id, side)
                 leg.new_value = math.open_value(leg.new_qty, price)
         leg.cash = leg.pnl
@@ -550,7 +553,9 @@ class Ledger:
         account = leg.account
         position = leg.position
         if position is None:
-            position = Position(symbol=symbol, side=leg.key[1], margin_mode=leg.margin_mode)
+            position = Position(
+                symbol=symbol, side=PositionSide(leg.key[1]), margin_mode=leg.margin_mode
+            )
             self._index_position(account, position)
         position.qty = leg.new_qty
         position.entry_value = leg.new_value
@@ -802,7 +807,7 @@ class Ledger:
 
     def _check_position_side(self, account: Account, side: PositionSide, field: str) -> None:
         hedge = account.position_mode is PositionMode.HEDGE
-        if hedge == (side is _BOTH):
+        if hedge == (side == _BOTH):
             raise _reject(RejectReason.POSITION_SIDE_MISMATCH, field, side)
 
     def _rate(self, text: str, field: str) -> int:

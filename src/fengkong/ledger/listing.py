@@ -13,7 +13,7 @@ import msgspec
 
 from fengkong.engine.component import RejectError
 from fengkong.model.assets import Asset
-from fengkong.model.enums import InstrumentKind, InstrumentStatus
+from fengkong.model.enums import InstrumentKind, InstrumentStatus, OptionKind
 from fengkong.model.events import InstrumentListed, InstrumentParamsChanged, RejectReason
 from fengkong.model.fixed import FixedPointError, parse_units
 from fengkong.model.instruments import DATED_KINDS, INVERSE_KINDS, Instrument
@@ -53,7 +53,9 @@ def instrument_from_listing(event: InstrumentListed, assets: Mapping[str, Asset]
         code = getattr(event, field)
         if code not in assets:
             raise RejectError(RejectReason.UNKNOWN_ASSET, field, code, "asset not listed")
-    kind = event.kind
+    kind = InstrumentKind(event.kind)
+    status = InstrumentStatus(event.status)
+    option_kind = None if event.option_kind is None else OptionKind(event.option_kind)
     if kind in INVERSE_KINDS:
         if event.settle != event.base:
             raise _invalid("settle", event.settle, "an inverse contract settles in its base")
@@ -77,13 +79,13 @@ def instrument_from_listing(event: InstrumentListed, assets: Mapping[str, Asset]
         raise _invalid("expiry", event.expiry, f"not allowed for {kind.value}")
     strike = None
     if kind is InstrumentKind.OPTION:
-        if event.option_kind is None or event.strike is None:
-            raise _invalid("option_kind", event.option_kind, "an option needs kind and strike")
+        if option_kind is None or event.strike is None:
+            raise _invalid("option_kind", option_kind, "an option needs kind and strike")
         strike = parse_number(event.strike, price_scale, "strike", minimum=1)
-    elif event.option_kind is not None or event.strike is not None:
+    elif option_kind is not None or event.strike is not None:
         raise _invalid("strike", event.strike, "only options have a strike")
-    if event.status is InstrumentStatus.SETTLED:
-        raise _invalid("status", event.status.value, "cannot list a settled instrument")
+    if status is InstrumentStatus.SETTLED:
+        raise _invalid("status", status.value, "cannot list a settled instrument")
     instrument = Instrument(
         symbol=event.symbol,
         kind=kind,
@@ -101,10 +103,10 @@ def instrument_from_listing(event: InstrumentListed, assets: Mapping[str, Asset]
         min_notional=parse_number(
             event.min_notional, assets[event.settle].scale, "min_notional", minimum=0
         ),
-        status=event.status,
+        status=status,
         expiry=event.expiry,
         underlying=event.underlying if event.underlying is not None else event.base,
-        option_kind=event.option_kind,
+        option_kind=option_kind,
         strike=strike,
     )
     check_sizes(instrument)
@@ -131,9 +133,10 @@ def instrument_with_changes(
         if text is not None:
             changes[field] = parse_number(text, scale, field, minimum=minimum)
     if event.status is not None:
-        if event.status is InstrumentStatus.SETTLED:
-            raise _invalid("status", event.status.value, "only a Settlement event settles")
-        changes["status"] = event.status
+        status = InstrumentStatus(event.status)
+        if status is InstrumentStatus.SETTLED:
+            raise _invalid("status", status.value, "only a Settlement event settles")
+        changes["status"] = status
     updated = _replace(current, changes)
     check_sizes(updated)
     return updated

@@ -1,0 +1,223 @@
+"""Fixture kit shared by tests and benchmarks: a sequenced event log and standard listings.
+
+``Log`` hands out gap-free sequence numbers, unique ids and increasing event times, so a
+test writes only what it means: ``log.fill("BTCUSDT-PERP", "50000", "0.02", buyer=...)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fengkong.engine import Engine
+from fengkong.model.events import (
+    AccountOpened,
+    AssetListed,
+    Deposit,
+    Event,
+    Fill,
+    InstrumentListed,
+    Output,
+    SetMarginMode,
+)
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, ms
+EXPIRY = 1_774_598_400_000  # 2026-03-27T08:00:00Z
+
+ASSETS = {"USDT": 8, "BTC": 8, "ETH": 8, "USD": 2}
+
+LISTINGS: dict[str, dict[str, Any]] = {
+    "BTCUSDT": dict(
+        kind="spot",
+        base="BTC",
+        quote="USDT",
+        settle="USDT",
+        tick_size="0.01",
+        lot_size="0.00001",
+        min_qty="0.00001",
+        max_qty="9000",
+        min_notional="5",
+    ),
+    "BTCUSDT-PERP": dict(
+        kind="linear_perpetual",
+        base="BTC",
+        quote="USDT",
+        settle="USDT",
+        tick_size="0.1",
+        lot_size="0.001",
+        min_qty="0.001",
+        max_qty="1000",
+    ),
+    "BTCUSD-PERP": dict(
+        kind="inverse_perpetual",
+        base="BTC",
+        quote="USD",
+        settle="BTC",
+        tick_size="0.1",
+        lot_size="1",
+        min_qty="1",
+        max_qty="1000000",
+        multiplier="100",
+    ),
+    "ETHUSDT-260327": dict(
+        kind="linear_future",
+        base="ETH",
+        quote="USDT",
+        settle="USDT",
+        tick_size="0.01",
+        lot_size="0.01",
+        min_qty="0.01",
+        max_qty="10000",
+        expiry=EXPIRY,
+    ),
+    "BTCUSD-260327": dict(
+        kind="inverse_future",
+        base="BTC",
+        quote="USD",
+        settle="BTC",
+        tick_size="0.1",
+        lot_size="1",
+        min_qty="1",
+        max_qty="1000000",
+        multiplier="100",
+        expiry=EXPIRY,
+    ),
+    "BTC-27MAR26-70000-C": dict(
+        kind="option",
+        base="BTC",
+        quote="USD",
+        settle="BTC",
+        tick_size="0.0001",
+        lot_size="0.1",
+        min_qty="0.1",
+        max_qty="10000",
+        expiry=EXPIRY,
+        option_kind="call",
+        strike="70000",
+    ),
+    "BTC-27MAR26-60000-P": dict(
+        kind="option",
+        base="BTC",
+        quote="USD",
+        settle="BTC",
+        tick_size="0.0001",
+        lot_size="0.1",
+        min_qty="0.1",
+        max_qty="10000",
+        expiry=EXPIRY,
+        option_kind="put",
+        strike="60000",
+    ),
+    "ETHUSDC-27MAR26-3000-C": dict(
+        kind="option",
+        base="ETH",
+        quote="USDT",
+        settle="USDT",
+        tick_size="0.1",
+        lot_size="0.01",
+        min_qty="0.01",
+        max_qty="10000",
+        expiry=EXPIRY,
+        option_kind="call",
+        strike="3000",
+    ),
+}
+
+
+class Log:
+    """Builds a gap-free event log; ``make(EventType, **fields)`` appends and returns one."""
+
+    def __init__(self, start_seq: int = 1, ts: int = T0) -> None:
+        self.seq = start_seq
+        self.ts = ts
+        self.events: list[Event] = []
+
+    def make(self, event_type: type[Event], /, *, ts: int | None = None, **fields: Any) -> Event:
+        self.ts = self.ts + 1000 if ts is None else ts
+        event = event_type(seq=self.seq, id=f"e{self.seq}", ts=self.ts, **fields)
+        self.seq += 1
+        self.events.append(event)
+        return event
+
+    def assets(self, **scales: int) -> None:
+        for code, scale in (scales or ASSETS).items():
+            self.make(AssetListed, asset=code, scale=scale)
+
+    def listing(self, symbol: str, **overrides: Any) -> Event:
+        return self.make(InstrumentListed, symbol=symbol, **{**LISTINGS[symbol], **overrides})
+
+    def account(self, account: str, mode: str = "one_way") -> Event:
+        return self.make(AccountOpened, account=account, position_mode=mode)
+
+    def deposit(self, account: str, asset: str, amount: str) -> Event:
+        return self.make(Deposit, account=account, asset=asset, amount=amount)
+
+    def isolated(self, account: str, symbol: str) -> Event:
+        return self.make(SetMarginMode, account=account, symbol=symbol, mode="isolated")
+
+    def fill(
+        self,
+        symbol: str,
+        price: str,
+        qty: str,
+        *,
+        buyer: str,
+        seller: str,
+        taker_side: str = "buy",
+        maker_fee_rate: str = "0",
+        taker_fee_rate: str = "0",
+        **sides: str,
+    ) -> Event:
+        return self.make(
+            Fill,
+            symbol=symbol,
+            price=price,
+            qty=qty,
+            buyer=buyer,
+            seller=seller,
+            taker_side=taker_side,
+            maker_fee_rate=maker_fee_rate,
+            taker_fee_rate=taker_fee_rate,
+            **sides,
+        )
+
+
+def exchange(*symbols: str, accounts: dict[str, dict[str, str]] | None = None) -> Log:
+    """A log listing every asset, the given instruments, and funded accounts.
+
+    ``accounts`` maps an account id to its deposits, e.g. ``{"alice": {"USDT": "1000"}}``.
+    """
+    log = Log()
+    log.assets()
+    for symbol in symbols:
+        log.listing(symbol)
+    for account, deposits in (accounts or {}).items():
+        log.account(account)
+        for asset, amount in deposits.items():
+            log.deposit(account, asset, amount)
+    return log
+
+
+def run(events: list[Event], engine: Engine | None = None) -> tuple[Engine, list[Output]]:
+    """Feed events to an engine (a fresh default one if None); return it and all outputs."""
+    engine = Engine() if engine is None else engine
+    outputs: list[Output] = []
+    for event in events:
+        outputs.extend(engine.process(event))
+    return engine, outputs
+
+
+def balance(engine: Engine, account: str, asset: str) -> str:
+    """Free balance as a decimal string (``"0"`` when the account never held the asset)."""
+    from fengkong.model.fixed import format_units
+
+    ledger = engine.component("ledger")
+    held = ledger.accounts[account].balances.get(asset)
+    return format_units(held.free if held is not None else 0, ledger.assets[asset].scale)
+
+
+def position(engine: Engine, account: str, symbol: str, side: str = "both") -> Any:
+    """The account's position record, or None."""
+    from fengkong.model.enums import PositionSide
+
+    ledger = engine.component("ledger")
+    return ledger.accounts[account].positions.get((symbol, PositionSide(side)))
