@@ -73,7 +73,7 @@ def test_parse_units_enforces_declared_bounds() -> None:
     assert parse_units("5", 0, field="qty", minimum=1, maximum=5) == 5
     with pytest.raises(FixedPointError, match="below minimum 1"):
         parse_units("0", 0, field="qty", minimum=1)
-    with pytest.raises(FixedPointError, match="above maximum 0.05"):
+    with pytest.raises(FixedPointError, match=r"above maximum 0\.05"):
         parse_units("0.06", 2, field="rate", maximum=5)
 
 
