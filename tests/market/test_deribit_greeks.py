@@ -32,7 +32,7 @@ CHAIN = "deribit-btc-options-snapshot-2026-03.csv"
 
 
 def _chain(shared_data):
-    return list(iter_deribit_options(shared_data(CHAIN)))
+    return list(iter_deribit_options(shared_data / CHAIN))
 
 
 def test_valuation_time_is_derived_from_theta_over_vega_of_every_row(shared_data):

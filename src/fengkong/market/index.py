@@ -105,7 +105,7 @@ def compute_index(
     m2 = median2([q.price for q in fresh])
     # |p - m| > limit·m  <=>  |2p - 2m|·ONE > limit·2m, exactly in integers
     bound = limit * m2
-    if rule is OutlierRule.EXCLUDE:
+    if rule == OutlierRule.EXCLUDE:
         kept = [q for q in fresh if abs(2 * q.price - m2) * _ONE <= bound]
         if len(fresh) - len(kept) > 1:  # the median of all fresh sources is the index
             status = (
