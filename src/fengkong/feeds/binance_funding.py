@@ -2,8 +2,10 @@
 
 Header ``calc_time,funding_interval_hours,last_funding_rate``; ``calc_time`` is the settlement
 time in ms UTC (it may carry a few ms of jitter, e.g. ``…00005``), the rate a decimal fraction
-paid per interval (positive: longs pay shorts). Rows are returned as published, rate kept as
-its decimal string; a malformed row raises :class:`FeedFormatError` naming file, line, field.
+paid per interval (positive: longs pay shorts). Rows are returned in file order with the rate
+as a plain decimal string: Binance writes some small rates in exponent form (``8.4E-7``), which
+is rewritten exactly (``0.00000084``). A malformed row raises :class:`FeedFormatError` naming
+file, line, field and value.
 """
 
 from __future__ import annotations
@@ -61,10 +63,19 @@ def iter_funding(path: Path | str) -> Iterator[FundingRecord]:
                     path, line, "funding_interval_hours", hours_text, "not 1/2/4/8"
                 )
             try:
-                finite = Decimal(rate).is_finite()
+                value = Decimal(rate)
             except InvalidOperation:
-                finite = False
-            if not finite:
+                value = None
+            if value is None or not value.is_finite():
                 raise FeedFormatError(path, line, "last_funding_rate", rate, "not a decimal")
             previous = int(time_text)
-            yield FundingRecord(previous, int(hours_text), rate)
+            yield FundingRecord(previous, int(hours_text), _plain(value))
+
+
+def _plain(value: Decimal) -> str:
+    """Exact positional text of ``value`` without superfluous zeros (``8.4E-7`` ->
+    ``0.00000084``, ``-0.00010000`` -> ``-0.0001``, ``0E-8`` -> ``0``)."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
