@@ -12,7 +12,7 @@ def test_binance_btcusdt_funding_history(shared_data):
     rows = list(iter_funding(shared_data / "binance-um-funding-btcusdt.csv"))
     assert len(rows) == 7119  # README §4
     assert rows[0].calc_time == 1577836800000 and rows[0].rate == "-0.00012359"
-    assert rows[20].rate == "0.00000084"  # published as 8.4E-7
+    assert rows[10].rate == "0.00000084"  # line 12, published as 8.4E-7
     assert {r.interval_hours for r in rows} == {8}
     assert all(settlement_time(r.calc_time) % (8 * 3_600_000) == 0 for r in rows)
 
