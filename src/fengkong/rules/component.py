@@ -1,0 +1,377 @@
+"""The rules engine component: packs, features, lists and decisions inside the core.
+
+Processing one decided event (``Login``, ``SecurityChange``, ``ApiKeyCreated``,
+``ApiKeyUsed``, ``WithdrawalRequest``):
+
+1. validate it (refused with a ``Rejected`` output, and nothing changed, if malformed);
+2. advance the clock ``now`` to ``max(now, event.ts)``;
+3. evaluate every active pack's rules for the kind: they read features *as they were before
+   this event*, lists and account facts at ``now``;
+4. fold the event into the packs' features;
+5. answer with one :class:`~fengkong.rules.events.Decision`.
+
+Events owned by other components are observed: they advance the clock and feed features
+(and account facts, from ``AccountOpened``) only when a loaded pack uses their kind; for any
+other kind the observer is a single dict lookup. Rules may be declared on observed kinds
+(e.g. ``Fill`` for wash-trading surveillance); their decisions are returned by
+:meth:`RulesComponent.apply` (backtests, ``rules test``) and by the observer.
+
+Pack loads, removals and list changes are events, so they are journaled and replay. The
+canonical state holds each pack's YAML source and its feature windows; restoring compiles
+the packs again and reinstalls the windows, so a restored engine decides exactly as the
+original would have.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fengkong.engine.component import RejectError
+from fengkong.model.events import AccountOpened, Event, Output, Rejected, RejectReason, event_types
+from fengkong.model.fixed import FixedPointError, parse_units
+from fengkong.rules.decide import assemble, trace
+from fengkong.rules.errors import PackError
+from fengkong.rules.events import (
+    ApiKeyCreated,
+    ApiKeyUsed,
+    Decision,
+    ListChanged,
+    ListEntryAdded,
+    ListEntryRemoved,
+    Login,
+    RulePackActivated,
+    RulePackDeactivated,
+    RulePackLoaded,
+    RulePackRemoved,
+    SecurityChange,
+    WithdrawalRequest,
+)
+from fengkong.rules.lists import Entry, ListStore, value_problem
+from fengkong.rules.pack import CompiledPack, KindPlan, build_stores, load_pack
+from fengkong.rules.schema import fields_of, user_fields
+
+DECIDED_KINDS: tuple[type[Event], ...] = (
+    Login,
+    SecurityChange,
+    ApiKeyCreated,
+    ApiKeyUsed,
+    WithdrawalRequest,
+)
+
+Route = tuple[CompiledPack, KindPlan | None, Callable | None, Callable | None]
+
+
+class RulesComponent:
+    """Engine component ``rules`` (see the module docstring)."""
+
+    name = "rules"
+
+    def __init__(self) -> None:
+        self.packs: dict[str, CompiledPack] = {}
+        self.lists = ListStore()
+        self.accounts: dict[str, int] = {}  # account -> opened_ts
+        self.now = 0
+        self._routes: dict[type[Event], list[Route]] = {}
+        self._scoring: dict[str, list] = {}
+        self._labels: list[str] = []
+
+    # --- component protocol ---------------------------------------------------------------
+
+    def handlers(self) -> Mapping[type[Event], Callable[[Any], list[Output]]]:
+        decided = dict.fromkeys(DECIDED_KINDS, self._decide)
+        return {
+            **decided,
+            RulePackLoaded: self._load,
+            RulePackRemoved: self._remove_pack,
+            ListEntryAdded: self._add_entry,
+            ListEntryRemoved: self._remove_entry,
+        }
+
+    def observers(self) -> Mapping[type[Event], Callable[[Any], Any]]:
+        owned = set(self.handlers())
+        observed = {kind: self._observe for kind in event_types() if kind not in owned}
+        observed[AccountOpened] = self._account_opened
+        return observed
+
+    def canonical_state(self) -> Any:
+        return {
+            "now": self.now,
+            "accounts": sorted(self.accounts.items()),
+            "lists": self.lists.state(),
+            "packs": [
+                [
+                    name,
+                    pack.plan.source,
+                    [[feature, store.state()] for feature, store in pack.stores.items()],
+                ]
+                for name, pack in sorted(self.packs.items())
+            ],
+        }
+
+    def restore_state(self, data: Any) -> None:
+        self.__init__()
+        self.now = data["now"]
+        self.accounts.update((account, ts) for account, ts in data["accounts"])
+        self.lists.restore(data["lists"])
+        for name, source, features in data["packs"]:
+            plan = load_pack(source)
+            stores, _ = build_stores(plan, None)
+            for feature, state in features:
+                stores[feature].restore(state)
+            self.packs[name] = plan.bind(stores, self.lists.live, self.accounts)
+        self._reroute()
+
+    # --- standalone use -------------------------------------------------------------------
+
+    def apply(self, event: Event) -> list[Output]:
+        """Process one event of any kind as the engine would, without the other components:
+        owned kinds go to their handler (a refusal becomes a ``Rejected`` output), observed
+        kinds to the observer, whose decisions are returned. Used by backtests and tests."""
+        handler = self.handlers().get(type(event))
+        if handler is None:
+            if type(event) is AccountOpened:
+                return self._account_opened(event)
+            return self._observe(event)
+        try:
+            return handler(event)
+        except RejectError as refusal:
+            return [
+                Rejected(
+                    seq=event.seq,
+                    id=event.id,
+                    event_type=type(event).__name__,
+                    reason=refusal.reason,
+                    field=refusal.field,
+                    value=str(refusal.value),
+                    message=refusal.message,
+                )
+            ]
+
+    # --- decisions ------------------------------------------------------------------------
+
+    def _decide(self, event: Event) -> list[Output]:
+        _validate(event)
+        if event.ts > self.now:
+            self.now = event.ts
+        return [self._evaluate(event, self._routes.get(type(event), ()))]
+
+    def _observe(self, event: Event) -> list[Output]:
+        routes = self._routes.get(type(event))
+        if routes is None:
+            return []
+        if event.ts > self.now:
+            self.now = event.ts
+        if any(route[2] is not None for route in routes):
+            return [self._evaluate(event, routes)]
+        self._update(event, routes)
+        return []
+
+    def _account_opened(self, event: AccountOpened) -> list[Output]:
+        self.accounts.setdefault(event.account, event.ts)
+        return self._observe(event)
+
+    def _evaluate(self, event: Event, routes: list[Route]) -> Decision:
+        now = self.now
+        fired = []
+        for pack, plan, evaluate, _ in routes:
+            if evaluate is not None:
+                hits, errors, values = evaluate(event, now)
+                if hits or errors or hits is None:
+                    fired.extend(trace(pack, plan, hits, errors, values))
+        self._update(event, routes)
+        kind = type(event)
+        return assemble(
+            event.seq,
+            event.id,
+            kind.__name__,
+            [getattr(event, name) for name in user_fields(kind)],
+            self._labels,
+            fired,
+            self._scoring,
+        )
+
+    def _update(self, event: Event, routes: list[Route]) -> None:
+        now = self.now
+        for _, _, _, update in routes:
+            if update is not None:
+                update(event, now)
+
+    # --- packs ----------------------------------------------------------------------------
+
+    def _load(self, event: RulePackLoaded) -> list[Output]:
+        try:
+            plan = load_pack(event.pack_yaml)
+        except PackError as exc:
+            raise RejectError(
+                RejectReason.INVALID_PARAMETER, "pack_yaml", "", "; ".join(map(str, exc.problems))
+            ) from None
+        previous = self.packs.get(plan.name)
+        if previous is not None and previous.plan.version == plan.version:
+            raise RejectError(
+                RejectReason.ALREADY_EXISTS,
+                "version",
+                plan.version,
+                f"pack {plan.name!r} is already at version {plan.version!r}; versions are "
+                "immutable, load a new one",
+            )
+        for name, spec in plan.lists.items():
+            held = self.lists.value_kinds.get(name)
+            if held not in (None, spec.value_kind) and self.lists.entries[name]:
+                raise RejectError(
+                    RejectReason.INVALID_PARAMETER,
+                    f"lists.{name}.type",
+                    spec.value_kind,
+                    f"list {name!r} holds {len(self.lists.entries[name])} {held} entries",
+                )
+            other = self._list_declarer(name, exclude=plan.name)
+            if other is not None and other.kind != spec.kind:
+                raise RejectError(
+                    RejectReason.INVALID_PARAMETER,
+                    f"lists.{name}.kind",
+                    spec.kind,
+                    f"list {name!r} is declared {other.kind} by another pack",
+                )
+        if event.ts > self.now:
+            self.now = event.ts
+        stores, kept = build_stores(plan, previous)
+        for name, spec in plan.lists.items():
+            self.lists.declare(name, spec.value_kind)
+            for seed in spec.entries:
+                entry = Entry(
+                    value=seed.value,
+                    reason=seed.reason,
+                    author=seed.author,
+                    created_ts=event.ts,
+                    expires_ts=seed.expires_ts,
+                )
+                self.lists.put(name, entry, self.now)
+        self.packs[plan.name] = plan.bind(stores, self.lists.live, self.accounts)
+        self.packs = dict(sorted(self.packs.items()))
+        self._reroute()
+        return [
+            RulePackActivated(
+                seq=event.seq,
+                id=event.id,
+                pack=plan.name,
+                version=plan.version,
+                previous=previous.plan.version if previous else "",
+                digest=plan.digest,
+                rules=sum(1 for r in plan.rules if r.mode != "disabled"),
+                features=len(plan.features),
+                kept_features=kept,
+            )
+        ]
+
+    def _remove_pack(self, event: RulePackRemoved) -> list[Output]:
+        pack = self.packs.get(event.pack)
+        if pack is None:
+            raise RejectError(RejectReason.INVALID_PARAMETER, "pack", event.pack, "not loaded")
+        del self.packs[event.pack]
+        self._reroute()
+        return [
+            RulePackDeactivated(
+                seq=event.seq, id=event.id, pack=event.pack, version=pack.plan.version
+            )
+        ]
+
+    def _list_declarer(self, name: str, exclude: str = ""):
+        for pack_name, pack in self.packs.items():
+            if pack_name != exclude and name in pack.plan.lists:
+                return pack.plan.lists[name]
+        return None
+
+    def _reroute(self) -> None:
+        routes: dict[type[Event], list[Route]] = {}
+        for pack in self.packs.values():
+            plan = pack.plan
+            for kind_name, kind_plan in plan.kinds.items():
+                evaluate = pack.evaluators.get(kind_name)
+                update = pack.updaters.get(kind_name)
+                if evaluate is None and update is None:
+                    continue
+                kind = next(k for k in event_types() if k.__name__ == kind_name)
+                routes.setdefault(kind, []).append((pack, kind_plan, evaluate, update))
+        self._routes = routes
+        self._scoring = {p.plan.label: p.plan.scoring for p in self.packs.values()}
+        self._labels = [p.plan.label for p in self.packs.values()]
+
+    # --- lists ----------------------------------------------------------------------------
+
+    def _declared(self, event: ListEntryAdded | ListEntryRemoved):
+        spec = self._list_declarer(event.list)
+        if spec is None:
+            raise RejectError(
+                RejectReason.INVALID_PARAMETER, "list", event.list, "no loaded pack declares it"
+            )
+        for name in ("reason", "author"):
+            if not getattr(event, name):
+                raise RejectError(RejectReason.INVALID_PARAMETER, name, "", "required")
+        return spec
+
+    def _add_entry(self, event: ListEntryAdded) -> list[Output]:
+        spec = self._declared(event)
+        problem = value_problem(spec.value_kind, event.value)
+        if problem:
+            raise RejectError(RejectReason.INVALID_PARAMETER, "value", event.value, problem)
+        if event.expires_ts < 0 or (event.expires_ts and event.expires_ts <= event.ts):
+            raise RejectError(
+                RejectReason.INVALID_PARAMETER,
+                "expires_ts",
+                event.expires_ts,
+                "0 (never) or later than the event time",
+            )
+        if event.ts > self.now:
+            self.now = event.ts
+        entry = Entry(
+            value=event.value,
+            reason=event.reason,
+            author=event.author,
+            created_ts=event.ts,
+            expires_ts=event.expires_ts,
+        )
+        self.lists.put(event.list, entry, self.now)
+        return [
+            ListChanged(
+                seq=event.seq, id=event.id, list=event.list, value=event.value, action="added"
+            )
+        ]
+
+    def _remove_entry(self, event: ListEntryRemoved) -> list[Output]:
+        self._declared(event)
+        if event.value not in self.lists.entries[event.list]:
+            raise RejectError(
+                RejectReason.INVALID_PARAMETER, "value", event.value, "not on the list"
+            )
+        self.lists.remove(event.list, event.value)
+        return [
+            ListChanged(
+                seq=event.seq, id=event.id, list=event.list, value=event.value, action="removed"
+            )
+        ]
+
+
+def _validate(event: Event) -> None:
+    """Refuse a decided event with a missing account, a malformed amount or IP address."""
+    fields = fields_of(type(event))
+    if not event.account:
+        raise RejectError(RejectReason.INVALID_PARAMETER, "account", "", "required")
+    for name, field_type in fields.items():
+        value = getattr(event, name)
+        if field_type.decimal:
+            try:
+                parse_units(value, 18, field=name)
+            except FixedPointError as exc:
+                raise RejectError(RejectReason.INVALID_NUMBER, name, value, exc.reason) from None
+            if not any(ch in "123456789" for ch in value) or value.startswith("-"):
+                raise RejectError(RejectReason.NON_POSITIVE_AMOUNT, name, value, "must be > 0")
+        elif field_type.semantic == "ip" and value:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise RejectError(
+                    RejectReason.INVALID_PARAMETER, name, value, "not an IP address"
+                ) from None
+    if isinstance(event, WithdrawalRequest) and not event.address:
+        raise RejectError(RejectReason.INVALID_PARAMETER, "address", "", "required")
