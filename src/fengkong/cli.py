@@ -183,3 +183,6 @@ def schema() -> None:
 
 
 # Sub-command groups are mounted below, one line each.
+from fengkong.analytics.cli import risk_app  # noqa: E402
+
+app.add_typer(risk_app, name="risk")

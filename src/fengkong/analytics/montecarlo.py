@@ -27,6 +27,7 @@ from fengkong.analytics.parametric import Innovation
 __all__ = [
     "DEFAULT_PATHS",
     "DEFAULT_SEED",
+    "covariance_factor",
     "normal_quantile_standard_error",
     "quantile_standard_error",
     "simulate_log_returns",
@@ -52,13 +53,12 @@ def simulate_log_returns(
         raise ValueError(f"paths={paths!r}: must be at least 1")
     if horizon_days < 1:
         raise ValueError(f"horizon_days={horizon_days!r}: must be at least 1")
+    if not np.isfinite(cov).all():
+        raise ValueError("covariance: must be finite")
     kind = Innovation(innovation)
     if kind is Innovation.STUDENT_T and (dof is None or not dof > 2.0):
         raise ValueError(f"dof={dof!r}: Student-t needs more than 2 degrees of freedom")
-    try:
-        factor = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        raise ValueError("covariance: not positive definite") from None
+    factor = covariance_factor(cov)
     rng = np.random.default_rng(seed)
     total = np.zeros((paths, cov.shape[0]))
     for _ in range(horizon_days):
@@ -68,6 +68,18 @@ def simulate_log_returns(
             draws *= np.sqrt((dof - 2.0) / mixing)
         total += draws
     return total
+
+
+def covariance_factor(covariance: np.ndarray) -> np.ndarray:
+    """``L`` with ``L Lᵀ = Σ``: Cholesky, or for a singular ``Σ`` (correlations stressed to 1)
+    the eigen-factor ``V √Λ``. Refuses a matrix with a clearly negative eigenvalue."""
+    try:
+        return np.linalg.cholesky(covariance)
+    except np.linalg.LinAlgError:
+        values, vectors = np.linalg.eigh(covariance)
+    if values.min() < -1e-12 * max(values.max(), 1.0):
+        raise ValueError(f"covariance: not positive semi-definite (eigenvalue {values.min()})")
+    return vectors * np.sqrt(np.clip(values, 0.0, None))
 
 
 def quantile_standard_error(confidence: float, paths: int, density_at_quantile: float) -> float:

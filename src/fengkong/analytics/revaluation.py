@@ -44,6 +44,8 @@ def unit_pnl(
         )
     if not np.isfinite(returns).all() or (returns <= -1.0).any():
         raise ValueError("asset_returns: must be finite simple returns above -100%")
+    if horizon_days < 0:
+        raise ValueError(f"horizon_days={horizon_days!r}: must be >= 0 (0 = instantaneous)")
     if not vol_multiplier > 0.0:
         raise ValueError(f"vol_multiplier={vol_multiplier!r}: must be positive")
     moves = returns[:, table.asset_index]  # (S, I)
