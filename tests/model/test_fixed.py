@@ -105,3 +105,21 @@ def test_floor_and_ceil_bracket_the_exact_quotient(numerator: int, denominator: 
     high = div_round(numerator, denominator, Rounding.CEIL)
     assert low * denominator <= numerator <= high * denominator
     assert high - low == (0 if numerator % denominator == 0 else 1)
+
+
+_REFERENCE = __import__("re").compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
+
+
+@given(st.text(alphabet="-0123456789.e+ ", max_size=12), st.integers(0, 8))
+def test_parser_accepts_exactly_the_documented_grammar(text: str, scale: int) -> None:
+    """The hand-written fast parser agrees with the regular expression in its docstring."""
+    from decimal import Decimal
+
+    grammatical = _REFERENCE.fullmatch(text) is not None
+    try:
+        units = parse_units(text, scale, field="x")
+    except FixedPointError as err:
+        assert not grammatical or err.reason == f"more than {scale} decimals"
+        return
+    assert grammatical
+    assert Decimal(units) / (Decimal(10) ** scale) == Decimal(text)

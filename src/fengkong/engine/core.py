@@ -120,7 +120,11 @@ class Engine:
         if seq != self.last_seq + 1:
             raise SequenceError(self.last_seq + 1, seq, event_id)
         self.last_seq = seq
-        self._remember(event_id)
+        self._seen.add(event_id)
+        recent = self._recent_ids
+        recent.append(event_id)
+        if len(recent) > self.dedupe_window:
+            self._seen.discard(recent.popleft())
         kind = type(event)
         handler = self._owners.get(kind)
         if handler is None:
@@ -134,13 +138,6 @@ class Engine:
             for observer in observers:
                 observer(event)
         return outputs
-
-    def _remember(self, event_id: str) -> None:
-        self._seen.add(event_id)
-        recent = self._recent_ids
-        recent.append(event_id)
-        if len(recent) > self.dedupe_window:
-            self._seen.discard(recent.popleft())
 
     # --- state ----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ Realized PnL is converted to settlement-asset units with ``CREDIT`` (floor). Fee
 
 from __future__ import annotations
 
-from fengkong.model.fixed import CHARGE, CREDIT, PAYOUT, Rounding, div_round, rescale
+from fengkong.model.fixed import CHARGE, CREDIT, PAYOUT, Rounding, div_round
 from fengkong.model.instruments import Instrument
 
 RATE_SCALE = 8
@@ -37,14 +37,39 @@ INVERSE_EXTRA_DECIMALS = 12
 """Extra decimals, beyond the settlement asset's, at which inverse entry values are kept."""
 
 
+def _scaler(exponent: int) -> tuple[int, int]:
+    """``(up, down)`` such that ``x × 10**exponent == x × up / down`` with one of them 1."""
+    return (10**exponent, 1) if exponent >= 0 else (1, 10**-exponent)
+
+
+PARSE_CACHE_LIMIT = 8192
+
+
+def _remember(cache: dict[str, int], text: str, units: int) -> int:
+    if len(cache) >= PARSE_CACHE_LIMIT:
+        cache.clear()
+    cache[text] = units
+    return units
+
+
 class ContractMath:
-    """Pre-resolved scales of one instrument and its exact value / PnL / fee formulas."""
+    """Pre-resolved scales of one instrument and its exact value / PnL / fee formulas.
+
+    Powers of ten are resolved once at listing so that the per-fill arithmetic is a handful
+    of integer multiplications and one floor division.
+    """
 
     __slots__ = (
-        "_inv_den_pow",
-        "_inv_num_pow",
+        "_fee_down",
+        "_fee_up",
+        "_inv_den",
+        "_inv_num",
+        "_settle_down",
+        "_settle_up",
         "inverse",
         "multiplier",
+        "parsed_prices",
+        "parsed_qtys",
         "price_scale",
         "qty_scale",
         "settle_scale",
@@ -60,13 +85,26 @@ class ContractMath:
         qm_scale = instrument.qty_scale + instrument.multiplier_scale
         if self.inverse:
             self.value_scale = settle_scale + INVERSE_EXTRA_DECIMALS
-            # q*M/p coin = qu*Mu/pu * 10^(ps - qm_scale); at value_scale:
-            exponent = instrument.price_scale - qm_scale + self.value_scale
+            # q*M/p coin = (qu*Mu/pu) * 10^(ps - qm_scale); at value_scale decimals:
+            self._inv_num, self._inv_den = _scaler(
+                instrument.price_scale - qm_scale + self.value_scale
+            )
         else:
             self.value_scale = qm_scale + instrument.price_scale
-            exponent = 0
-        self._inv_num_pow = 10 ** max(exponent, 0)
-        self._inv_den_pow = 10 ** max(-exponent, 0)
+            self._inv_num = self._inv_den = 1
+        self._settle_up, self._settle_down = _scaler(settle_scale - self.value_scale)
+        self._fee_up, self._fee_down = _scaler(settle_scale - self.value_scale - RATE_SCALE)
+        self.parsed_prices: dict[str, int] = {}
+        self.parsed_qtys: dict[str, int] = {}
+
+    # --- parsed-text caches (fills repeat the same price levels and sizes) --------------
+
+    def remember_price(self, text: str, units: int) -> int:
+        """Cache the exact units of a price text already validated by the caller."""
+        return _remember(self.parsed_prices, text, units)
+
+    def remember_qty(self, text: str, units: int) -> int:
+        return _remember(self.parsed_qtys, text, units)
 
     # --- values -------------------------------------------------------------------------
 
@@ -76,18 +114,12 @@ class ContractMath:
 
     def inverse_value(self, qty: int, price: int, rounding: Rounding) -> int:
         """``q × M / p`` coin at ``value_scale``, rounded by ``rounding``."""
-        return div_round(
-            qty * self.multiplier * self._inv_num_pow, price * self._inv_den_pow, rounding
-        )
+        return div_round(qty * self.multiplier * self._inv_num, price * self._inv_den, rounding)
 
     def open_value(self, signed_qty: int, price: int) -> int:
         """Signed entry value added when opening ``signed_qty`` contracts at ``price``."""
         if self.inverse:
-            return div_round(
-                signed_qty * self.multiplier * self._inv_num_pow,
-                price * self._inv_den_pow,
-                Rounding.FLOOR,
-            )
+            return (signed_qty * self.multiplier * self._inv_num) // (price * self._inv_den)
         return signed_qty * self.multiplier * price
 
     def close(self, qty: int, entry_value: int, close_qty: int, price: int) -> tuple[int, int]:
@@ -115,49 +147,22 @@ class ContractMath:
 
     def to_settle(self, value: int, rounding: Rounding = CREDIT) -> int:
         """A value at ``value_scale`` in settlement-asset units."""
-        return rescale(value, self.value_scale, self.settle_scale, rounding)
+        if rounding is Rounding.FLOOR:
+            return (value * self._settle_up) // self._settle_down
+        return -((-value * self._settle_up) // self._settle_down)
 
-    # --- notional and fees --------------------------------------------------------------
-
-    def notional_value(self, qty: int, price: int) -> int:
-        """Unsigned notional of ``qty`` contracts at ``price``, at ``value_scale``.
-
-        Inverse notional is rounded up: it is only used for charges (fees, funding owed).
-        """
-        if self.inverse:
-            return self.inverse_value(qty, price, CHARGE)
-        return qty * self.multiplier * price
+    # --- fees and funding ---------------------------------------------------------------
 
     def charge(self, qty: int, price: int, rate: int) -> int:
         """``notional × rate`` in settlement units, rounded up (``CHARGE``); ``rate`` >= 0."""
         if self.inverse:
-            return div_round(
-                qty * self.multiplier * rate * self._inv_num_pow,
-                price
-                * self._inv_den_pow
-                * 10 ** (RATE_SCALE + self.value_scale - self.settle_scale),
-                CHARGE,
-            )
-        return rescale(
-            qty * self.multiplier * price * rate,
-            self.value_scale + RATE_SCALE,
-            self.settle_scale,
-            CHARGE,
-        )
+            numerator = qty * self.multiplier * rate * self._inv_num * self._fee_up
+            return -((-numerator) // (price * self._inv_den * self._fee_down))
+        return -((-qty * self.multiplier * price * rate * self._fee_up) // self._fee_down)
 
     def payout(self, qty: int, price: int, rate: int) -> int:
         """``notional × rate`` in settlement units, rounded down (``PAYOUT``); ``rate`` >= 0."""
         if self.inverse:
-            return div_round(
-                qty * self.multiplier * rate * self._inv_num_pow,
-                price
-                * self._inv_den_pow
-                * 10 ** (RATE_SCALE + self.value_scale - self.settle_scale),
-                PAYOUT,
-            )
-        return rescale(
-            qty * self.multiplier * price * rate,
-            self.value_scale + RATE_SCALE,
-            self.settle_scale,
-            PAYOUT,
-        )
+            numerator = qty * self.multiplier * rate * self._inv_num * self._fee_up
+            return numerator // (price * self._inv_den * self._fee_down)
+        return (qty * self.multiplier * price * rate * self._fee_up) // self._fee_down

@@ -78,33 +78,19 @@ def _reject(reason: RejectReason, field: str, value: object, message: str = "") 
     return RejectError(reason, field, value, message)
 
 
-class _Leg:
-    """One party's side of a derivative fill, fully computed before anything is applied."""
+_LegT = tuple[
+    Account, tuple[str, PositionSide], Position | None, MarginMode, int, int, int, int, int, int
+]
+"""One party's side of a derivative fill: (account, position key, position or None, margin
+mode, new qty, new entry value, realized PnL, cash to the margin wallet, fee (> 0 charged,
+< 0 rebate), wallet after the fill). Cash is the PnL, or an option's premium."""
+_ACCOUNT, _MODE, _CASH, _WALLET = 0, 3, 7, 9
 
-    __slots__ = (
-        "account",
-        "cash",
-        "fee",
-        "key",
-        "margin_mode",
-        "new_qty",
-        "new_value",
-        "pnl",
-        "position",
-        "wallet",
-    )
 
-    def __init__(self, account: Account, key: tuple[str, PositionSide], position: Position | None):
-        self.account = account
-        self.key = key
-        self.position = position
-        self.margin_mode = _CROSS
-        self.new_qty = 0
-        self.new_value = 0
-        self.pnl = 0  # realized PnL, settlement units
-        self.cash = 0  # cash to the margin wallet: the PnL, or an option's premium
-        self.fee = 0  # > 0 charged, < 0 rebate
-        self.wallet = 0  # the wallet (or isolated margin) after the fill; must not go negative
+def _with_cash(leg: _LegT, cash: int) -> _LegT:
+    """An option leg: the premium replaces the PnL as the cash that moves."""
+    wallet = leg[_WALLET] - leg[_CASH] + cash
+    return (*leg[:_CASH], cash, leg[8], wallet)
 
 
 class Ledger:
@@ -119,6 +105,7 @@ class Ledger:
         self._math: dict[str, ContractMath] = {}
         self._holders: dict[str, dict[tuple[str, PositionSide], Position]] = {}
         self._rates: dict[str, int] = {}
+        self._clearing: dict[str, tuple[Balance, Balance]] = {}
 
     # --- engine component protocol ------------------------------------------------------
 
@@ -388,14 +375,28 @@ class Ledger:
             raise _reject(RejectReason.UNKNOWN_ACCOUNT, "seller", event.seller)
         if buyer is seller:
             raise _reject(RejectReason.SELF_TRADE, "seller", event.seller)
-        price = parse_number(event.price, instrument.price_scale, "price", minimum=1)
+        math = self._math[event.symbol]
+        price = math.parsed_prices.get(event.price)
+        if price is None:
+            price = math.remember_price(
+                event.price, parse_number(event.price, math.price_scale, "price", minimum=1)
+            )
         if price % instrument.tick_size:
             raise _reject(RejectReason.PRICE_OFF_TICK, "price", event.price)
-        qty = parse_number(event.qty, instrument.qty_scale, "qty", minimum=1)
+        qty = math.parsed_qtys.get(event.qty)
+        if qty is None:
+            qty = math.remember_qty(
+                event.qty, parse_number(event.qty, math.qty_scale, "qty", minimum=1)
+            )
         if qty % instrument.lot_size:
             raise _reject(RejectReason.QTY_OFF_LOT, "qty", event.qty)
-        maker_rate = self._rate(event.maker_fee_rate, "maker_fee_rate")
-        taker_rate = self._rate(event.taker_fee_rate, "taker_fee_rate")
+        rates = self._rates
+        maker_rate = rates.get(event.maker_fee_rate)
+        if maker_rate is None:
+            maker_rate = self._rate(event.maker_fee_rate, "maker_fee_rate")
+        taker_rate = rates.get(event.taker_fee_rate)
+        if taker_rate is None:
+            taker_rate = self._rate(event.taker_fee_rate, "taker_fee_rate")
         if taker_rate < 0 or maker_rate + taker_rate < 0:
             raise _reject(
                 RejectReason.INVALID_PARAMETER,
@@ -407,42 +408,53 @@ class Ledger:
             buyer_rate, seller_rate = taker_rate, maker_rate
         else:
             buyer_rate, seller_rate = maker_rate, taker_rate
-        math = self._math[event.symbol]
         if instrument.kind is InstrumentKind.SPOT:
             return self._fill_spot(
                 event, instrument, math, buyer, seller, price, qty, buyer_rate, seller_rate
             )
+        settle = instrument.settle
         buy = self._leg(
-            event, math, buyer, event.buyer_position_side, qty, price, buyer_rate, "buyer"
+            event, math, settle, buyer, event.buyer_position_side, qty, price, buyer_rate, "buyer"
         )
         sell = self._leg(
-            event, math, seller, event.seller_position_side, -qty, price, seller_rate, "seller"
+            event,
+            math,
+            settle,
+            seller,
+            event.seller_position_side,
+            -qty,
+            price,
+            seller_rate,
+            "seller",
         )
-        settle = instrument.settle
-        option = instrument.kind is InstrumentKind.OPTION
-        if option:
+        if instrument.kind is InstrumentKind.OPTION:
             # the premium moves in full at the fill; realized PnL is reported, not paid
             value = math.linear_value(qty, price)
-            premium_paid = math.to_settle(value, CHARGE)
-            premium_received = math.to_settle(value, PAYOUT)
-            buy.cash = -premium_paid
-            sell.cash = premium_received
-            buy.wallet += buy.cash - buy.pnl
-            sell.wallet += sell.cash - sell.pnl
+            buy = _with_cash(buy, -math.to_settle(value, CHARGE))
+            sell = _with_cash(sell, math.to_settle(value, PAYOUT))
         for leg, field in ((buy, "buyer"), (sell, "seller")):
-            if leg.wallet < 0:
+            if leg[_WALLET] < 0:
                 reason = (
                     RejectReason.INSUFFICIENT_BALANCE
-                    if leg.margin_mode is _CROSS
+                    if leg[_MODE] is _CROSS
                     else RejectReason.INSUFFICIENT_ISOLATED_MARGIN
                 )
-                raise _reject(reason, field, leg.account.id, f"cannot pay {settle}")
+                raise _reject(reason, field, leg[_ACCOUNT].id, f"cannot pay {settle}")
         # --- apply: nothing below may fail ---
-        fees = accounts[FEES].balance(settle)
-        settlement = accounts[SETTLEMENT].balance(settle)
+        fees, settlement = self._clearing_wallets(settle)
         self._apply_leg(buy, event.symbol, settle, fees, settlement)
         self._apply_leg(sell, event.symbol, settle, fees, settlement)
         return []
+
+    def _clearing_wallets(self, asset: str) -> tuple[Balance, Balance]:
+        """The fee and settlement accounts' balances of ``asset`` (created on first use)."""
+        wallets = self._clearing.get(asset)
+        if wallets is None:
+            wallets = self._clearing[asset] = (
+                self.accounts[FEES].balance(asset),
+                self.accounts[SETTLEMENT].balance(asset),
+            )
+        return wallets
 
     def _fill_spot(
         self,
@@ -500,75 +512,74 @@ class Ledger:
         self,
         event: Fill,
         math: ContractMath,
+        settle: str,
         account: Account,
         side: PositionSide,
         signed_qty: int,
         price: int,
         rate: int,
         field: str,
-    ) -> _Leg:
-        """Compute one party's position change, realized PnL and fee; apply nothing."""
+    ) -> _LegT:
+        """Compute one party's position change, realized PnL and fee; apply nothing.
+
+        Returns a :data:`_LegT` tuple (a plain tuple: this is the per-fill hot path).
+        """
         if (account.position_mode is PositionMode.HEDGE) == (side == _BOTH):
             raise _reject(RejectReason.POSITION_SIDE_MISMATCH, f"{field}_position_side", side)
         key = (event.symbol, side)
         position = account.positions.get(key)
-        leg = _Leg(account, key, position)
-        qty = position.qty if position is not None else 0
-        value = position.entry_value if position is not None else 0
+        if position is None:
+            qty = value = margin = 0
+            margin_mode = account.margin_modes.get(event.symbol, _CROSS)
+        else:
+            qty, value = position.qty, position.entry_value
+            margin, margin_mode = position.isolated_margin, position.margin_mode
+        pnl = 0
+        new_qty = qty + signed_qty
         if qty == 0 or (qty > 0) == (signed_qty > 0):
             if (side == _LONG and signed_qty < 0) or (side == _SHORT and signed_qty > 0):
                 raise _reject(RejectReason.CLOSE_EXCEEDS_POSITION, field, account.id, side)
-            leg.new_qty = qty + signed_qty
-            leg.new_value = value + math.open_value(signed_qty, price)
+            new_value = value + math.open_value(signed_qty, price)
         else:
-            close_qty = min(abs(signed_qty), abs(qty))
-            removed, pnl_value = math.close(qty, value, close_qty, price)
-            leg.pnl = math.to_settle(pnl_value)
-            leg.new_qty = qty + signed_qty
-            leg.new_value = value - removed
-            if abs(signed_qty) > close_qty:
+            size = signed_qty if signed_qty > 0 else -signed_qty
+            held = qty if qty > 0 else -qty
+            removed, pnl_value = math.close(qty, value, size if size < held else held, price)
+            pnl = math.to_settle(pnl_value)
+            new_value = value - removed
+            if size > held:
                 if side != _BOTH:
                     raise _reject(RejectReason.CLOSE_EXCEEDS_POSITION, field, account.id, side)
-                leg.new_value = math.open_value(leg.new_qty, price)
-        leg.cash = leg.pnl
-        leg.fee = self._fee(math, abs(signed_qty), price, rate)
-        margin_mode = leg.margin_mode = (
-            position.margin_mode
-            if position is not None
-            else account.margin_modes.get(event.symbol, _CROSS)
-        )
-        balance = account.balances.get(self.instruments[event.symbol].settle)
+                new_value = math.open_value(new_qty, price)
+        fee = 0
+        if rate > 0:
+            fee = math.charge(signed_qty if signed_qty > 0 else -signed_qty, price, rate)
+        elif rate < 0:
+            fee = -math.payout(signed_qty if signed_qty > 0 else -signed_qty, price, -rate)
+        balance = account.balances.get(settle)
         free = balance.free if balance is not None else 0
-        if margin_mode is _CROSS:
-            leg.wallet = free + leg.pnl - leg.fee
-        else:
-            # isolated: PnL moves the position's margin, the fee is paid from the wallet
-            margin = position.isolated_margin if position is not None else 0
-            leg.wallet = min(margin + leg.pnl, free - leg.fee)
-        return leg
+        # isolated: PnL moves the position's margin, the fee is paid from the wallet
+        wallet = free + pnl - fee if margin_mode is _CROSS else min(margin + pnl, free - fee)
+        return (account, key, position, margin_mode, new_qty, new_value, pnl, pnl, fee, wallet)
 
     def _apply_leg(
-        self, leg: _Leg, symbol: str, settle: str, fees: Balance, settlement: Balance
+        self, leg: _LegT, symbol: str, settle: str, fees: Balance, settlement: Balance
     ) -> None:
-        account = leg.account
-        position = leg.position
+        account, key, position, margin_mode, new_qty, new_value, pnl, cash, fee, _ = leg
         if position is None:
-            position = Position(
-                symbol=symbol, side=PositionSide(leg.key[1]), margin_mode=leg.margin_mode
-            )
+            position = Position(symbol=symbol, side=PositionSide(key[1]), margin_mode=margin_mode)
             self._index_position(account, position)
-        position.qty = leg.new_qty
-        position.entry_value = leg.new_value
-        position.realized_pnl += leg.pnl
+        position.qty = new_qty
+        position.entry_value = new_value
+        position.realized_pnl += pnl
         wallet = account.balance(settle)
-        wallet.free -= leg.fee
-        fees.free += leg.fee
-        if position.margin_mode is _CROSS:
-            wallet.free += leg.cash
+        wallet.free -= fee
+        fees.free += fee
+        if margin_mode is _CROSS:
+            wallet.free += cash
         else:
-            position.isolated_margin += leg.cash
-        settlement.free -= leg.cash
-        if leg.new_qty == 0:
+            position.isolated_margin += cash
+        settlement.free -= cash
+        if new_qty == 0:
             self._close_out(account, position, settle)
 
     # --- funding and settlement ----------------------------------------------------------

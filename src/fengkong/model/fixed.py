@@ -19,7 +19,6 @@ floats, and the arithmetic helpers accept integers only.
 from __future__ import annotations
 
 import enum
-import re
 
 __all__ = [
     "CHARGE",
@@ -33,7 +32,6 @@ __all__ = [
     "rescale",
 ]
 
-_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
 _MAX_TEXT = 40  # longer texts are refused before any int() conversion (no huge literals)
 
 
@@ -85,25 +83,32 @@ def parse_units(
 ) -> int:
     """Convert a decimal string to integer units at ``scale`` decimals, exactly.
 
-    Accepted: an optional minus sign, digits without superfluous leading zeros, an optional
-    fraction. Refused, with a :class:`FixedPointError` naming ``field`` and the text: floats
-    and other non-strings, exponents, ``nan``/``inf``, empty or over-long texts, and a fraction
-    with more significant decimals than ``scale`` (trailing zeros are not significant).
-    ``minimum``/``maximum`` bound the result in units, inclusive.
+    Accepted: an optional minus sign, ASCII digits without superfluous leading zeros, an
+    optional fraction (``-?(0|[1-9][0-9]*)(\\.[0-9]+)?``). Refused, with a
+    :class:`FixedPointError` naming ``field`` and the text: floats and other non-strings,
+    exponents, ``nan``/``inf``, empty or over-long texts, and a fraction with more significant
+    decimals than ``scale`` (trailing zeros are not significant). ``minimum``/``maximum``
+    bound the result in units, inclusive.
     """
     if type(text) is not str:
         raise FixedPointError(field, text, "must be a decimal string")
-    if len(text) > _MAX_TEXT or _DECIMAL.fullmatch(text) is None:
+    whole, dot, fraction = text.partition(".")
+    digits = whole[1:] if whole[:1] == "-" else whole
+    if not (
+        len(text) <= _MAX_TEXT
+        and text.isascii()
+        and digits.isdigit()
+        and (digits[0] != "0" or len(digits) == 1)
+        and (not dot or fraction.isdigit())
+    ):
         raise FixedPointError(field, text, "not a finite decimal number")
-    whole, _, fraction = text.partition(".")
-    fraction = fraction.rstrip("0")
-    if len(fraction) > scale:
-        raise FixedPointError(field, text, f"more than {scale} decimals")
-    negative = whole.startswith("-")
-    magnitude = int(whole.lstrip("-")) * 10**scale
     if fraction:
-        magnitude += int(fraction) * 10 ** (scale - len(fraction))
-    units = -magnitude if negative else magnitude
+        fraction = fraction.rstrip("0")
+        if len(fraction) > scale:
+            raise FixedPointError(field, text, f"more than {scale} decimals")
+    units = int(digits + fraction.ljust(scale, "0")) if scale else int(digits)
+    if digits is not whole:
+        units = -units
     if minimum is not None and units < minimum:
         raise FixedPointError(field, text, f"below minimum {format_units(minimum, scale)}")
     if maximum is not None and units > maximum:
