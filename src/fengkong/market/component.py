@@ -67,7 +67,7 @@ def _number(text: str, scale: int, field: str, minimum: int | None = None) -> in
 
 
 class _Index:
-    __slots__ = ("config", "marks", "quotes", "result_price", "status", "weights")
+    __slots__ = ("config", "limit", "marks", "quotes", "result_price", "status", "weights")
 
     def __init__(self, config: IndexConfigured) -> None:
         self.config = config
@@ -75,6 +75,7 @@ class _Index:
             c.source: parse_units(c.weight, WEIGHT_SCALE, field="weight")
             for c in config.constituents
         }
+        self.limit = parse_units(config.limit, WEIGHT_SCALE, field="limit")
         self.quotes: dict[str, SourceQuote] = {}
         self.marks: list[str] = []
         self.result_price: int | None = None
@@ -382,7 +383,7 @@ class MarketComponent:
             now=now,
             stale_after_ms=c.stale_after_ms,
             rule=c.rule,
-            limit=parse_units(c.limit, WEIGHT_SCALE, field="limit"),
+            limit=index.limit,
             min_sources=c.min_sources,
         )
         changed = result.price != index.result_price or result.status is not index.status

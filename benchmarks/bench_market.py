@@ -1,0 +1,121 @@
+"""Market benchmarks: per-tick index + mark latency, vectorized Greeks, IV solves per second.
+
+Run: ``.venv/bin/python benchmarks/bench_market.py`` (``--smoke`` for a few-second run).
+Prints p50 / p99 / p999 latencies and throughput; numbers go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repository's tests.factories importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.factories import exchange, run
+
+from fengkong.engine import Engine
+from fengkong.ledger.ledger import Ledger
+from fengkong.market.component import MarketComponent
+from fengkong.market.events import (
+    IndexConfigured,
+    IndexConstituent,
+    MarkConfigured,
+    PerpetualFunding,
+    SourcePrice,
+)
+from fengkong.market.options import black76_vec, implied_vol, implied_vol_vec
+
+SOURCES = ("binance", "okx", "bybit", "coinbase", "kraken", "bitstamp")
+
+
+def _percentiles(samples_ns: list[int]) -> str:
+    a = np.array(samples_ns) / 1000.0
+    p50, p99, p999 = np.percentile(a, [50, 99, 99.9])
+    return f"p50 {p50:.1f} µs  p99 {p99:.1f} µs  p999 {p999:.1f} µs"
+
+
+def bench_tick(n: int) -> None:
+    """One SourcePrice through Engine.process: index recompute + mark update (+ outputs)."""
+    log = exchange("BTCUSDT-PERP")
+    log.make(
+        IndexConfigured, index="BTCUSDT", price_scale=2,
+        constituents=[IndexConstituent(s, "1") for s in SOURCES], rule="cap", limit="0.01",
+        stale_after_ms=10_000, min_sources=3,
+    )  # fmt: skip
+    log.make(MarkConfigured, symbol="BTCUSDT-PERP", index="BTCUSDT", funding=PerpetualFunding())
+    ledger = Ledger()
+    engine, _ = run(log.events, Engine([ledger, MarketComponent(ledger)]))
+    rng = random.Random(1)
+    events = []
+    for i in range(n):
+        ts = log.ts + 100
+        price = f"{60000 + rng.randint(-500, 500) / 100:.2f}"
+        events.append(
+            log.make(
+                SourcePrice, ts=ts, source=SOURCES[i % 6], symbol="BTCUSDT", price=price, time=ts
+            )
+        )
+    samples = []
+    clock = time.perf_counter_ns
+    for event in events:
+        start = clock()
+        engine.process(event)
+        samples.append(clock() - start)
+    print(
+        "index+mark per SourcePrice (6 sources, Engine.process):",
+        _percentiles(samples[n // 10 :]),
+    )
+
+
+def bench_greeks(repeats: int) -> None:
+    rng = np.random.default_rng(2)
+    n = 2000
+    f = np.full(n, 66342.3)
+    k = f * np.exp(rng.uniform(-0.5, 0.5, n))
+    t = rng.uniform(1 / 365, 1.0, n)
+    v = rng.uniform(0.3, 1.0, n)
+    call = k >= f
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        black76_vec(f, k, t, v, 0.0, call)
+        samples.append(time.perf_counter_ns() - start)
+    print(f"Greeks, 2,000-option chain vectorized: {_percentiles(samples)}")
+    prices = black76_vec(f, k, t, v, 0.0, call).price
+    start = time.perf_counter()
+    for _ in range(max(repeats // 20, 3)):
+        implied_vol_vec(prices, f, k, t, 0.0, call)
+    elapsed = (time.perf_counter() - start) / max(repeats // 20, 3)
+    print(
+        f"IV solves, vectorized chain of 2,000: {n / elapsed:,.0f} /s",
+        f"({elapsed * 1e3:.2f} ms per chain)",
+    )
+    m = min(n, repeats * 4)
+    start = time.perf_counter()
+    for i in range(m):
+        implied_vol(prices[i], f[i], k[i], t[i], 0.0, "call" if call[i] else "put")
+    elapsed = time.perf_counter() - start
+    print(f"IV solves, scalar: {m / elapsed:,.0f} /s ({elapsed / m * 1e6:.1f} µs each)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, smaller samples")
+    args = parser.parse_args()
+    print(
+        f"python {platform.python_version()} on {platform.machine()}",
+        f"({platform.processor() or 'cpu'})",
+    )
+    bench_tick(5_000 if args.smoke else 200_000)
+    bench_greeks(50 if args.smoke else 1_000)
+
+
+if __name__ == "__main__":
+    main()
