@@ -183,6 +183,9 @@ def schema() -> None:
 
 
 # Sub-command groups are mounted below, one line each.
+from fengkong.rules.cli import rules_app  # noqa: E402
+
+app.add_typer(rules_app, name="rules")
 from fengkong.analytics.cli import risk_app  # noqa: E402
 
 app.add_typer(risk_app, name="risk")
