@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 import typer
@@ -45,7 +46,7 @@ def _load(path: Path):
 @rules_app.command("check")
 def check(
     pack: Path,
-    code: bool = typer.Option(False, "--code", help="Print the generated Python code."),
+    code: Annotated[bool, typer.Option(help="Print the generated Python code.")] = False,
 ) -> None:
     """Validate a pack: every problem is listed with its path and position."""
     plan = _load(pack)
@@ -94,9 +95,10 @@ def test(pack: Path, cases: Path) -> None:
 def backtest(
     pack: Path,
     events: Path,
-    baseline: Path | None = typer.Option(
-        None, "--baseline", help="Compare with this pack instead of the log's own versions."
-    ),
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="Compare with this pack instead of the log's own versions."),
+    ] = None,
 ) -> None:
     """Run PACK.yaml over recorded EVENTS.jsonl beside the version it would replace."""
     plan = _load(pack)
