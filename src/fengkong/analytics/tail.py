@@ -117,7 +117,7 @@ def var_es(pnl: np.ndarray, confidences: float | Sequence[float]) -> tuple[np.nd
     matrix = np.atleast_2d(np.asarray(pnl, dtype=np.float64))
     if not np.isfinite(matrix).all():
         row, column = np.argwhere(~np.isfinite(matrix))[0]
-        raise ValueError(f"pnl[{row}, {column}]={matrix[row, column]!r}: must be finite")
+        raise ValueError(f"pnl[{row}, {column}]={float(matrix[row, column])!r}: must be finite")
     specs = [tail_spec(matrix.shape[1], float(c)) for c in levels]
     tail = smallest_sorted(matrix, max(spec.needed for spec in specs))
     results = [var_es_from_tail(tail, spec) for spec in specs]
