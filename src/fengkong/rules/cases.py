@@ -21,6 +21,7 @@ of fired rule names, active and shadow), ``hold_hours``, ``shadow_outcome`` and
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import msgspec
@@ -107,7 +108,10 @@ def _run_case(pack_text: str, index: int, case: dict) -> CaseResult:
 
 
 def _offset(value: object) -> int:
-    return 0 if value in (0, "0", "0s") else parse_duration(value)
+    """``at`` as milliseconds; zero may be written ``0``, ``0s``, ``0m`` ..."""
+    if value == 0 or (isinstance(value, str) and re.fullmatch(r"0+(ms|s|m|h|d)?", value)):
+        return 0
+    return parse_duration(value)
 
 
 def _check(path: str, expect: object, outputs: list, rules: set[str], result: CaseResult) -> None:
