@@ -170,7 +170,10 @@ def parse_expression(text: object, path: str, problems: list[Problem]) -> ast.Ex
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        line, column = exc.lineno or 1, exc.offset or 1
+        line = exc.lineno or 1
+        lines = text.strip().splitlines() or [""]
+        # offset 0 means "at the end of the input"
+        column = exc.offset or len(lines[min(line, len(lines)) - 1]) + 1
         problems.append(Problem(path, ProblemCode.SYNTAX, exc.msg, line, column))
         return None
     except (ValueError, RecursionError, MemoryError) as exc:
