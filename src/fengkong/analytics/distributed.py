@@ -67,7 +67,7 @@ def book_var_es_dask(
     else:
         h, unit_t = _validated(holdings, unit_pnl)
         blocks = da.from_array(h, chunks=(accounts_per_task, h.shape[1]))
-    shared = client.scatter(unit_t, broadcast=True)
+    shared = client.scatter(unit_t, broadcast=True, hash=False)  # own key per call
     tasks = [
         dask.delayed(_block_var_es)(block, shared, levels, chunk_rows)
         for block in blocks.to_delayed().ravel()
