@@ -73,6 +73,7 @@ def test_stress_command_runs_crashes_shocks_and_reverse_stress(data_dir, tmp_pat
 
 
 def test_dask_local_cluster_gives_the_single_process_numbers_exactly():
+    import dask.array as da
     from dask.distributed import Client, LocalCluster
 
     rng = np.random.default_rng(4)
@@ -88,7 +89,11 @@ def test_dask_local_cluster_gives_the_single_process_numbers_exactly():
         var, es = book_var_es_dask(
             client, holdings, unit, (0.99, 0.975), accounts_per_task=512, chunk_rows=256
         )
+        chunked = da.from_array(holdings, chunks=(1024, -1))  # a book loaded by the workers
+        from_array = book_var_es_dask(client, chunked, unit, (0.99, 0.975), chunk_rows=256)
         with pytest.raises(ValueError, match="multiple of chunk_rows"):
             book_var_es_dask(client, holdings, unit, 0.99, accounts_per_task=500, chunk_rows=256)
     assert np.array_equal(var, expected[0])
     assert np.array_equal(es, expected[1])
+    assert np.array_equal(from_array[0], expected[0])
+    assert np.array_equal(from_array[1], expected[1])

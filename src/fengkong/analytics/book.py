@@ -16,12 +16,13 @@ import numpy as np
 
 from fengkong.analytics.tail import smallest_sorted, tail_spec, var_es_from_tail
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "book_var_es", "chunk_var_es"]
+__all__ = ["DEFAULT_CHUNK_ROWS", "book_var_es", "chunk_var_es", "prepare_inputs"]
 
 DEFAULT_CHUNK_ROWS = 2048
 
 
-def _validated(holdings: np.ndarray, unit_pnl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def prepare_inputs(holdings: np.ndarray, unit_pnl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Checked float64 holdings and the transposed, C-contiguous ``(instruments, S)`` P&L."""
     h = np.asarray(holdings, dtype=np.float64)
     u = np.ascontiguousarray(np.asarray(unit_pnl, dtype=np.float64).T)  # (instruments, S)
     if h.ndim != 2 or u.ndim != 2 or h.shape[1] != u.shape[0]:
@@ -64,7 +65,7 @@ def book_var_es(
     levels = [float(c) for c in np.atleast_1d(confidences)]
     for c in levels:
         tail_spec(np.shape(unit_pnl)[0], c)
-    h, u = _validated(holdings, unit_pnl)
+    h, u = prepare_inputs(holdings, unit_pnl)
     out = np.empty((h.shape[0], 2 * len(levels)))
     for start in range(0, h.shape[0], chunk_rows):
         stop = min(start + chunk_rows, h.shape[0])

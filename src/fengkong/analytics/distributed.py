@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fengkong.analytics.book import DEFAULT_CHUNK_ROWS, _validated, chunk_var_es
+from fengkong.analytics.book import DEFAULT_CHUNK_ROWS, chunk_var_es, prepare_inputs
 from fengkong.analytics.tail import tail_spec
 
 __all__ = ["DEFAULT_ACCOUNTS_PER_TASK", "book_var_es_dask"]
@@ -44,8 +44,9 @@ def book_var_es_dask(
 ) -> tuple[np.ndarray, np.ndarray]:
     """VaR and ES of every account on ``client``'s cluster: two ``(C, accounts)`` arrays.
 
-    ``holdings`` is a numpy array (split into tasks of ``accounts_per_task`` rows) or a Dask
-    array already chunked by rows (its column chunks must span all instruments).
+    ``holdings`` is a numpy array (split into blocks of ``accounts_per_task`` rows that are
+    scattered to the workers) or a Dask array already chunked by rows, for books loaded on
+    the workers themselves (its column chunk must span all instruments).
     """
     import dask
     import dask.array as da
@@ -63,15 +64,23 @@ def book_var_es_dask(
                 f"holdings: chunk by accounts only, in multiples of chunk_rows={chunk_rows}"
             )
         blocks = holdings
-        _, unit_t = _validated(np.zeros((0, holdings.shape[1])), unit_pnl)
+        _, unit_t = prepare_inputs(np.zeros((0, holdings.shape[1])), unit_pnl)
     else:
-        h, unit_t = _validated(holdings, unit_pnl)
-        blocks = da.from_array(h, chunks=(accounts_per_task, h.shape[1]))
+        h, unit_t = prepare_inputs(holdings, unit_pnl)
     shared = client.scatter(unit_t, broadcast=True, hash=False)  # own key per call
-    tasks = [
-        dask.delayed(_block_var_es)(block, shared, levels, chunk_rows)
-        for block in blocks.to_delayed().ravel()
-    ]
-    parts = client.gather(client.compute(tasks))
+    if isinstance(holdings, da.Array):
+        tasks = [
+            dask.delayed(_block_var_es)(block, shared, levels, chunk_rows)
+            for block in blocks.to_delayed().ravel()
+        ]
+        parts = client.gather(client.compute(tasks))
+    else:
+        pieces = [h[i : i + accounts_per_task] for i in range(0, h.shape[0], accounts_per_task)]
+        scattered = client.scatter(pieces, hash=False)  # data to workers, not into the graph
+        futures = client.map(
+            _block_var_es, scattered, unit_pnl_t=shared, confidences=levels,
+            chunk_rows=chunk_rows, pure=False,
+        )  # fmt: skip
+        parts = client.gather(futures)
     out = np.concatenate(parts) if parts else np.empty((0, 2 * len(levels)))
     return out[:, : len(levels)].T, out[:, len(levels) :].T
