@@ -32,6 +32,21 @@ def test_var_command_prints_var_and_es_and_writes_a_report(data_dir, tmp_path):
     assert "<img" in report.read_text()
 
 
+def test_var_command_values_several_files_and_their_total_together(data_dir, tmp_path):
+    desk = tmp_path / "desk.yaml"
+    desk.write_text(
+        "name: desk-b\nas_of: 2026-03-30\npositions:\n"
+        "  - {symbol: BTCUSDT-PERP, kind: linear_perpetual, underlying: BTC, quantity: '-8'}\n"
+    )
+    result = invoke(
+        "var", PORTFOLIO, str(desk), "--method", "mc", "--paths", "4000", "--confidence", "0.99",
+        "--data-dir", str(data_dir),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for name in ("house-book-example", "desk-b", "total (all files)", "Student-t"):
+        assert name in result.output
+
+
 def test_var_command_refuses_ewma_on_options_with_the_reason(data_dir):
     result = invoke("var", PORTFOLIO, "--method", "ewma", "--data-dir", str(data_dir))
     assert result.exit_code == 2

@@ -14,6 +14,7 @@ from fengkong.analytics.measure import (
     RiskSettings,
     load_market_history,
     measure,
+    measure_book,
     overlapping_sums,
 )
 from fengkong.analytics.parametric import Innovation
@@ -144,3 +145,23 @@ def test_monte_carlo_and_fhs_are_reproducible_from_the_seed(example):
     fhs = measure(portfolio, history, RiskSettings(Method.FHS, horizon_days=10, paths=3000))
     assert fhs.table["scenarios"].iloc[0] == 3000
     assert (fhs.table["es"] >= fhs.table["var"]).all()
+
+
+def test_a_book_of_portfolios_equals_each_valued_alone_and_a_total_row(example):
+    portfolio, history = example
+    linear = dataclasses.replace(
+        portfolio,
+        name="linear-only",
+        positions=tuple(p for p in portfolio.positions if p.option is None),
+    )
+    settings = RiskSettings(Method.HS, confidences=(0.99,))
+    book = measure_book([portfolio, linear], history, settings)
+    for index, single in enumerate((portfolio, linear)):
+        alone = measure(single, history, settings).table
+        row = book.table.iloc[index]
+        assert row["portfolio"] == single.name
+        assert (row["var"], row["es"]) == (alone["var"].iloc[0], alone["es"].iloc[0])
+    # the shared spot / perpetual columns are one instrument each
+    assert len(book.instruments) == len(portfolio.positions)
+    with pytest.raises(ValueError, match="unique"):
+        measure_book([portfolio, portfolio], history, settings)

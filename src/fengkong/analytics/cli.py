@@ -34,11 +34,12 @@ def _frame_table(frame, title: str, money: tuple[str, ...] = (), pct: tuple[str,
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column(frame.index.name or "")
+    for level in frame.index.names:
+        table.add_column(level or "")
     for column in frame.columns:
         table.add_column(str(column), justify="right")
     for index, row in frame.iterrows():
-        cells = []
+        cells = [str(i) for i in index] if isinstance(index, tuple) else [str(index)]
         for column, value in row.items():
             if column in money:
                 cells.append(_money(value))
@@ -48,7 +49,7 @@ def _frame_table(frame, title: str, money: tuple[str, ...] = (), pct: tuple[str,
                 cells.append(f"{value:.4g}")
             else:
                 cells.append(str(value))
-        table.add_row(str(index), *cells)
+        table.add_row(*cells)
     return table
 
 
@@ -59,8 +60,9 @@ def _fail(console, error: Exception) -> typer.Exit:
 
 @risk_app.command("var")
 def var_command(
-    portfolio: Annotated[
-        Path, typer.Argument(help="Portfolio YAML file (examples/portfolio.yaml).")
+    portfolios: Annotated[
+        list[Path],
+        typer.Argument(help="Portfolio YAML file(s) (examples/portfolio.yaml); several: a book."),
     ],
     method: Annotated[str, typer.Option(help="hs | ewma | mc | fhs")] = "hs",
     confidence: Annotated[
@@ -70,7 +72,10 @@ def var_command(
     window: Annotated[
         int, typer.Option(help="Days of history for hs / fhs (and the t fit).")
     ] = 1000,
-    dist: Annotated[str, typer.Option(help="Innovations for ewma and mc: normal | t.")] = "normal",
+    dist: Annotated[
+        str | None,
+        typer.Option(help="Innovations for ewma / mc: normal | t (default: ewma normal, mc t)."),
+    ] = None,
     dof: Annotated[
         float | None, typer.Option(help="Student-t degrees of freedom (default: fitted).")
     ] = None,
@@ -79,7 +84,13 @@ def var_command(
     data_dir: DataDir = None,
     report: ReportPath = None,
 ) -> None:
-    """VaR and expected shortfall of a portfolio file (positive numbers are losses, USD)."""
+    """VaR and expected shortfall (positive numbers are losses, USD).
+
+    With several files, every portfolio and their total are valued on the same scenarios in
+    one array computation (the total shows the diversification across them).
+    """
+    import dataclasses
+
     from rich.console import Console
 
     from fengkong.analytics.history import resolve_data_dir
@@ -89,45 +100,68 @@ def var_command(
         RiskSettings,
         load_market_history,
         measure,
+        measure_book,
     )
     from fengkong.analytics.parametric import Innovation
     from fengkong.analytics.portfolio import load_portfolio
 
     console = Console()
     try:
-        book = load_portfolio(portfolio)
+        books = [load_portfolio(path) for path in portfolios]
+        chosen = Method(method)
+        innovation = (
+            Innovation(dist)
+            if dist
+            else (Innovation.STUDENT_T if chosen is Method.MC else Innovation.NORMAL)
+        )
         settings = RiskSettings(
-            method=Method(method),
+            method=chosen,
             confidences=tuple(confidence) if confidence else DEFAULT_CONFIDENCES,
             horizon_days=horizon,
             window=window,
-            innovation=Innovation(dist),
+            innovation=innovation,
             dof=dof,
             paths=paths,
             seed=seed,
         )
-        history = load_market_history(resolve_data_dir(data_dir), book.underlyings, book.as_of)
-        with console.status(f"{settings.method.value} VaR of {book.name}"):
-            result = measure(book, history, settings)
+        days = {b.as_of for b in books}
+        if len(days) != 1:
+            raise ValueError(f"portfolios are valued on different as_of days: {sorted(days)}")
+        underlyings = tuple(dict.fromkeys(a for b in books for a in b.underlyings))
+        history = load_market_history(resolve_data_dir(data_dir), underlyings, books[0].as_of)
+        with console.status(f"{settings.method.value} VaR"):
+            if len(books) == 1:
+                single = measure(books[0], history, settings)
+                shown, pnl, fitted = single.table.set_index("confidence"), single.pnl, single.dof
+                exposures = single.exposures.to_frame()
+            else:
+                total = dataclasses.replace(
+                    books[0],
+                    name="total (all files)",
+                    positions=tuple(p for b in books for p in b.positions),
+                )
+                book = measure_book([*books, total], history, settings)
+                shown = book.table.set_index(["portfolio", "confidence"])
+                pnl, fitted = None, book.dof
+                exposures = book.exposures.T
     except (ValueError, FileNotFoundError) as error:
         raise _fail(console, error) from error
     console.print(history.report.describe())
-    exposures = result.exposures.to_frame()
     exposures.index.name = "asset"
     console.print(
-        _frame_table(exposures, "delta exposure (USD per 100% move)", money=("delta_usd",))
+        _frame_table(exposures, "delta exposure (USD per 100% move)", money=tuple(exposures))
     )
-    shown = result.table.set_index("confidence")
-    title = f"{book.name} as of {book.as_of.date()}: {settings.method.value} VaR / ES"
-    if result.dof is not None:
-        title += f" (Student-t, {result.dof:.2f} dof)"
+    name = books[0].name if len(books) == 1 else f"{len(books)} portfolios"
+    title = f"{name} as of {books[0].as_of.date()}: {settings.method.value} VaR / ES"
+    if fitted is not None:
+        title += f" (Student-t, {fitted:.2f} dof)"
     console.print(_frame_table(shown, title, money=("var", "es")))
     if report is not None:
         from fengkong.analytics.report import pnl_distribution_figure, table_html, write_report
 
         sections = [("VaR and ES", table_html(shown)), ("exposures", table_html(exposures))]
-        if result.pnl.size:
-            figure = pnl_distribution_figure(result.pnl, result.table, f"{title}: scenario P&L")
+        if pnl is not None and pnl.size:
+            figure = pnl_distribution_figure(pnl, shown.reset_index(), f"{title}: scenario P&L")
             sections.append(("P&L distribution", figure))
         write_report(report, title, sections)
         console.print(f"report written to {report}")

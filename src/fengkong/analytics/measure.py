@@ -50,12 +50,14 @@ from fengkong.analytics.revaluation import delta_exposures, unit_pnl
 __all__ = [
     "DEFAULT_CONFIDENCES",
     "DEFAULT_WINDOW",
+    "BookRisk",
     "MarketHistory",
     "Method",
     "PortfolioRisk",
     "RiskSettings",
     "load_market_history",
     "measure",
+    "measure_book",
     "overlapping_sums",
     "scenario_log_returns",
 ]
@@ -157,6 +159,23 @@ def scenario_log_returns(
 
 
 @dataclass(frozen=True)
+class BookRisk:
+    """VaR / ES of several portfolios valued together (one array computation).
+
+    ``table``: one row per (portfolio, confidence). ``holdings`` (portfolios × instruments,
+    contracts) and ``unit_pnl`` (scenarios × instruments, USD per contract; empty for
+    ``ewma``) give any portfolio's scenario P&L as ``unit_pnl @ holdings[p]``.
+    """
+
+    table: pd.DataFrame
+    exposures: pd.DataFrame
+    instruments: InstrumentTable
+    holdings: np.ndarray
+    unit_pnl: np.ndarray
+    dof: float | None
+
+
+@dataclass(frozen=True)
 class PortfolioRisk:
     """VaR / ES per confidence, and the scenario P&L behind them (empty for ``ewma``)."""
 
@@ -166,42 +185,77 @@ class PortfolioRisk:
     dof: float | None
 
 
-def measure(portfolio: Portfolio, history: MarketHistory, settings: RiskSettings) -> PortfolioRisk:
-    """VaR and ES of ``portfolio`` by ``settings.method`` (see the module docstring)."""
+def _holdings(
+    portfolios: Sequence[Portfolio], prices: dict[str, float], assets: tuple[str, ...]
+) -> tuple[InstrumentTable, np.ndarray]:
+    """Distinct instruments across ``portfolios`` (same terms = same column) and holdings."""
+    columns: dict[object, int] = {}
+    entries = []
+    for index, portfolio in enumerate(portfolios):
+        for instrument, quantity in zip(
+            portfolio.instruments(prices), portfolio.quantities(), strict=True
+        ):
+            column = columns.setdefault(instrument, len(columns))
+            entries.append((index, column, quantity))
+    holdings = np.zeros((len(portfolios), len(columns)))
+    for row, column, quantity in entries:
+        holdings[row, column] += quantity
+    return InstrumentTable.build(list(columns), assets), holdings
+
+
+def measure_book(
+    portfolios: Sequence[Portfolio], history: MarketHistory, settings: RiskSettings
+) -> BookRisk:
+    """VaR and ES of every portfolio by ``settings.method``, valued on the same scenarios."""
+    names = [p.name for p in portfolios]
+    if len(set(names)) != len(names):
+        raise ValueError(f"portfolio names must be unique: {names}")
     assets = tuple(history.log_returns.columns)
-    prices = history.closes.to_dict()
-    table = InstrumentTable.build(portfolio.instruments(prices), assets)
-    quantities = portfolio.quantities()
-    exposures = pd.Series(delta_exposures(table, quantities), index=list(assets), name="delta_usd")
+    table, holdings = _holdings(portfolios, history.closes.to_dict(), assets)
+    exposures = pd.DataFrame(
+        [delta_exposures(table, row) for row in holdings], index=names, columns=list(assets)
+    )
     dof: float | None = None
     if settings.method is Method.EWMA:
-        if portfolio.has_options:
-            symbols = [p.instrument_symbol for p in portfolio.positions if p.option]
+        options = [
+            s for s, is_option in zip(table.symbols, table.is_option, strict=True) if is_option
+        ]
+        if options:
             raise ValueError(
-                f"method=ewma is closed-form for linear positions only; {symbols} are options: "
+                f"method=ewma is closed-form for linear positions only; {options} are options: "
                 "use hs, mc or fhs, which revalue options in full"
             )
         returns = history.log_returns.to_numpy()
         path = ewma_covariance_path(returns, settings.decay)
-        sigma = float(portfolio_sigma(exposures.to_numpy(), path[-1]))
+        sigma = portfolio_sigma(exposures.to_numpy(), path[-1])
         if settings.innovation is Innovation.STUDENT_T:
             dof = _dof(settings, returns[-settings.window :], path)
-        rows = []
-        for c in settings.confidences:
-            var, es = parametric_var_es(sigma, c, settings.horizon_days, settings.innovation, dof)
-            rows.append((c, var, es))
-        pnl = np.empty(0)
-        scenarios = 0
+        results = [
+            parametric_var_es(sigma, c, settings.horizon_days, settings.innovation, dof)
+            for c in settings.confidences
+        ]
+        var = np.array([r[0] for r in results])
+        es = np.array([r[1] for r in results])
+        per_contract = np.empty((0, len(table)))
     else:
         log_moves, dof = scenario_log_returns(history, settings)
-        moves = np.expm1(log_moves)
-        per_contract = unit_pnl(table, moves, settings.horizon_days)
-        pnl = per_contract @ quantities
-        var, es = book_var_es(quantities[None, :], per_contract, settings.confidences)
-        rows = [(c, var[i, 0], es[i, 0]) for i, c in enumerate(settings.confidences)]
-        scenarios = pnl.size
-    frame = pd.DataFrame(rows, columns=["confidence", "var", "es"])
-    frame.insert(0, "method", settings.method.value)
-    frame.insert(2, "horizon_days", settings.horizon_days)
-    frame["scenarios"] = scenarios
-    return PortfolioRisk(table=frame, pnl=pnl, exposures=exposures, dof=dof)
+        per_contract = unit_pnl(table, np.expm1(log_moves), settings.horizon_days)
+        var, es = book_var_es(holdings, per_contract, settings.confidences)
+    rows = [
+        (name, settings.method.value, c, settings.horizon_days, var[i, p], es[i, p])
+        for p, name in enumerate(names)
+        for i, c in enumerate(settings.confidences)
+    ]
+    frame = pd.DataFrame(
+        rows, columns=["portfolio", "method", "confidence", "horizon_days", "var", "es"]
+    )
+    frame["scenarios"] = per_contract.shape[0]
+    return BookRisk(frame, exposures, table, holdings, per_contract, dof)
+
+
+def measure(portfolio: Portfolio, history: MarketHistory, settings: RiskSettings) -> PortfolioRisk:
+    """VaR and ES of one portfolio (see :func:`measure_book`), with its scenario P&L."""
+    book = measure_book([portfolio], history, settings)
+    pnl = book.unit_pnl @ book.holdings[0] if book.unit_pnl.size else np.empty(0)
+    table = book.table.drop(columns="portfolio")
+    return PortfolioRisk(table, pnl, book.exposures.iloc[0].rename("delta_usd"), book.dof)
