@@ -67,7 +67,9 @@ def _number(text: str, scale: int, field: str, minimum: int | None = None) -> in
 
 
 class _Index:
-    __slots__ = ("config", "limit", "marks", "quotes", "result_price", "status", "weights")
+    __slots__ = (
+        "config", "limit", "marks", "quotes", "result_price", "result_text", "status", "weights",
+    )  # fmt: skip
 
     def __init__(self, config: IndexConfigured) -> None:
         self.config = config
@@ -79,17 +81,20 @@ class _Index:
         self.quotes: dict[str, SourceQuote] = {}
         self.marks: list[str] = []
         self.result_price: int | None = None
+        self.result_text: str | None = None  # result_price formatted at the index scale
         self.status = IndexStatus.STALE_NO_SOURCES
 
 
 class _Mark:
     __slots__ = (
-        "basis", "config", "last_rate", "last_trade", "mark", "premium", "settled_at", "stale",
-        "tick", "to_index",
+        "basis", "config", "interval_hours", "last_rate", "last_trade", "mark", "premium",
+        "price_scale", "settled_at", "stale", "tick", "to_index",
     )  # fmt: skip
 
-    def __init__(self, config: MarkConfigured, tick: int, to_index: int) -> None:
+    def __init__(self, config: MarkConfigured, tick: int, to_index: int, price_scale: int) -> None:
         self.config = config
+        self.price_scale = price_scale  # the instrument's
+        self.interval_hours = config.funding.interval_hours if config.funding else None
         self.tick = tick * to_index  # tick in index units
         self.to_index = to_index  # instrument price unit -> index units
         self.basis = BasisAverage(config.basis_window, config.basis_sample_ms)
@@ -373,7 +378,10 @@ class MarketComponent:
         instrument = self.ledger.instruments[config.symbol]
         scale = self._indexes[config.index].config.price_scale
         self._marks[config.symbol] = _Mark(
-            config, instrument.tick_size, 10 ** (scale - instrument.price_scale)
+            config,
+            instrument.tick_size,
+            10 ** (scale - instrument.price_scale),
+            instrument.price_scale,
         )
 
     def _recompute_index(self, index: _Index, now: int, event: Any = None) -> list[Output]:
@@ -387,8 +395,9 @@ class MarketComponent:
             min_sources=c.min_sources,
         )
         changed = result.price != index.result_price or result.status is not index.status
-        if result.price is not None:
+        if result.price is not None and result.price != index.result_price:
             index.result_price = result.price
+            index.result_text = format_units(result.price, c.price_scale)
         index.status = result.status
         outputs: list[Output] = []
         if event is None:
@@ -399,9 +408,7 @@ class MarketComponent:
                     seq=event.seq,
                     id=event.id,
                     index=c.index,
-                    price=None
-                    if index.result_price is None
-                    else format_units(index.result_price, c.price_scale),
+                    price=index.result_text,
                     status=result.status,
                     sources=list(result.healthy),
                 )
@@ -418,8 +425,8 @@ class MarketComponent:
         if not stale:
             ix = index.result_price
             price2 = mark_dated(ix, mark.basis.average())
-            if mark.config.funding is not None:
-                hours = mark.config.funding.interval_hours
+            hours = mark.interval_hours
+            if hours is not None:
                 price1 = funding_adjusted_index(
                     ix,
                     mark.last_rate,
@@ -437,15 +444,13 @@ class MarketComponent:
         mark.mark, mark.stale = price, stale
         if price is None:
             return []
-        scale = index.config.price_scale
-        instrument_scale = self.ledger.instruments[symbol].price_scale
         return [
             MarkPrice(
                 seq=event.seq,
                 id=event.id,
                 symbol=symbol,
-                price=format_units(price // mark.to_index, instrument_scale),
-                index_price=format_units(index.result_price, scale),
+                price=format_units(price // mark.to_index, mark.price_scale),
+                index_price=index.result_text,
                 stale=stale,
             )
         ]

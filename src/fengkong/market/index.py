@@ -105,6 +105,7 @@ def compute_index(
     m2 = median2([q.price for q in fresh])
     # |p - m| > limit·m  <=>  |2p - 2m|·ONE > limit·2m, exactly in integers
     bound = limit * m2
+    total = acc = 0
     if rule == OutlierRule.EXCLUDE:
         kept = [q for q in fresh if abs(2 * q.price - m2) * _ONE <= bound]
         if len(fresh) - len(kept) > 1:  # the median of all fresh sources is the index
@@ -112,14 +113,22 @@ def compute_index(
                 IndexStatus.OK if len(fresh) >= min_sources else IndexStatus.STALE_TOO_FEW_SOURCES
             )
             return IndexResult(nearest(m2, 2), status, tuple(sorted(q.source for q in fresh)))
-        prices = [(q.price, q.weight) for q in kept]
+        for q in kept:
+            total += q.weight
+            acc += q.price * q.weight
     else:
         kept = fresh
         high = (m2 * (_ONE + limit)) // (2 * _ONE)  # m(1 + limit), rounded down towards m
         low = -((-m2 * (_ONE - limit)) // (2 * _ONE))  # m(1 - limit), rounded up towards m
-        prices = [(min(max(q.price, low), high), q.weight) for q in kept]
-    total = sum(w for _, w in prices)
-    price = nearest(sum(p * w for p, w in prices), total)
+        for q in kept:
+            p = q.price
+            if p > high:
+                p = high
+            elif p < low:
+                p = low
+            total += q.weight
+            acc += p * q.weight
+    price = nearest(acc, total)
     healthy = tuple(sorted(q.source for q in kept))
     if len(kept) < min_sources:
         return IndexResult(price, IndexStatus.STALE_TOO_FEW_SOURCES, healthy)
