@@ -1,4 +1,5 @@
-"""Market benchmarks: per-tick index + mark latency, vectorized Greeks, IV solves per second.
+"""Market benchmarks: per-tick index + mark latency, vectorized Greeks, IV solves per second,
+volatility surface (SVI) fit and chain-wide mark IV + price.
 
 Run: ``.venv/bin/python benchmarks/bench_market.py`` (``--smoke`` for a few-second run).
 Prints p50 / p99 / p999 latencies and throughput; numbers go to docs/benchmarks.md.
@@ -31,6 +32,8 @@ from fengkong.market.events import (
     SourcePrice,
 )
 from fengkong.market.options import black76_vec, implied_vol, implied_vol_vec
+from fengkong.market.surface import VolSurface
+from fengkong.market.svi import SviParams
 
 SOURCES = ("binance", "okx", "bybit", "coinbase", "kraken", "bitstamp")
 
@@ -105,6 +108,33 @@ def bench_greeks(repeats: int) -> None:
     print(f"IV solves, scalar: {m / elapsed:,.0f} /s ({elapsed / m * 1e6:.1f} µs each)")
 
 
+def bench_surface(repeats: int) -> None:
+    """Fit an 8-expiry surface (26 quotes each) to known SVI smiles, then mark IV + Black-76
+    price of a 2,000-option chain spread over those expiries and between them."""
+    times = np.array([0.03, 0.05, 0.07, 0.15, 0.25, 0.33, 0.58, 0.83])
+    params = [SviParams(0.02 * t, 0.12 * t, -0.35, 0.05, 0.2) for t in times]
+    surface = VolSurface.from_params(list(times), [66342.3] * 8, params)
+    k_fit = np.linspace(-0.1, 0.1, 26)
+    t_fit = np.repeat(times, k_fit.size)
+    iv_fit = np.sqrt(np.concatenate([p.total_variance(k_fit) for p in params]) / t_fit)
+    strikes_fit = 66342.3 * np.exp(np.tile(k_fit, times.size))
+    start = time.perf_counter()
+    VolSurface.fit(t_fit, np.full(t_fit.size, 66342.3), strikes_fit, iv_fit)
+    print(f"SVI surface fit, 8 expiries x 26 quotes: {(time.perf_counter() - start) * 1e3:.0f} ms")
+    rng = np.random.default_rng(3)
+    n = 2000
+    f = np.full(n, 66342.3)
+    k = f * np.exp(rng.uniform(-0.5, 0.5, n))
+    t = rng.uniform(times[0], times[-1], n)
+    call = k >= f
+    samples = []
+    for _ in range(repeats):
+        begin = time.perf_counter_ns()
+        surface.mark_price(f, k, t, call)  # includes surface.iv
+        samples.append(time.perf_counter_ns() - begin)
+    print(f"Surface mark IV + price, 2,000-option chain vectorized: {_percentiles(samples)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="a few seconds, smaller samples")
@@ -115,6 +145,7 @@ def main() -> None:
     )
     bench_tick(5_000 if args.smoke else 200_000)
     bench_greeks(50 if args.smoke else 1_000)
+    bench_surface(50 if args.smoke else 1_000)
 
 
 if __name__ == "__main__":
