@@ -69,3 +69,14 @@ def test_simple_return_is_exp_of_log_return_minus_one():
     prices = pd.Series([100.0, 110.0, 99.0])
     np.testing.assert_allclose(simple_returns(prices), [0.1, -0.1], rtol=1e-14)
     np.testing.assert_allclose(np.expm1(log_returns(prices)), simple_returns(prices), rtol=1e-14)
+
+
+def test_a_missing_data_folder_or_file_is_named_with_the_way_to_fix_it(tmp_path, monkeypatch):
+    from fengkong.analytics.history import DataDirError, load_minute_bars, resolve_data_dir
+
+    monkeypatch.setenv("FENGKONG_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(DataDirError, match="nowhere does not exist; pass --data-dir or set"):
+        resolve_data_dir()
+    assert resolve_data_dir(tmp_path) == tmp_path.resolve()
+    with pytest.raises(DataDirError, match="no 1-minute file for crash_day='2019-01-01'"):
+        load_minute_bars(tmp_path, "2019-01-01")
