@@ -20,12 +20,13 @@ SVI's linear wings satisfy when the slope bound below holds)::
 In the wings ``w' → b(1 ± ρ)`` and ``g → 1/4 − b²(1 ± ρ)² / 16``, so ``g ≥ 0`` at ±∞ iff
 ``b (1 + |ρ|) ≤ 2`` (Roger Lee's moment bound on the slope of total variance).
 
-**Calibration** (:func:`fit_svi`): weighted least squares on total variance with
-:func:`scipy.optimize.least_squares`, over ``(v, b, ρ, m, σ)`` where ``v = a + b σ √(1 − ρ²)``
-is the minimum of ``w``: the validity conditions are then plain box bounds (``v ≥ 0``,
-``0 ≤ b ≤ 2``, ``|ρ| ≤ 0.999``, ``σ ≥ 1e-4``). Deterministic multi-start over a fixed set of
-``(ρ, σ)`` initial points; the best fit wins. :func:`fit_svi_constrained` re-fits from a
-starting point with hard inequality constraints (SLSQP): ``g(k_i) ≥ 0`` on a grid, the Lee
+**Calibration** (:func:`fit_svi`): weighted least squares on total variance, quasi-explicit
+(Zeliade 2009: exact linear inner problem at fixed ``(m, σ)``, Nelder-Mead outside), then a
+short :func:`scipy.optimize.least_squares` polish over ``(v, b, ρ, m, σ)`` where
+``v = a + b σ √(1 − ρ²)`` is the minimum of ``w``: the validity conditions are then plain box
+bounds (``v ≥ 0``, ``0 ≤ b ≤ 2``, ``|ρ| ≤ 0.999``, ``σ ≥ 1e-4``). Deterministic.
+:func:`fit_svi_constrained` re-fits from a starting point with hard inequality constraints
+(SLSQP, analytic Jacobians): ``g(k_i) ≥ 0`` on a grid, the Lee
 bound, and ``w(k_i) ≥ floor_i`` (the previous expiry's total variance: calendar spread).
 """
 
