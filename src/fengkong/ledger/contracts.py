@@ -145,6 +145,33 @@ class ContractMath:
         exit_value = close_qty * self.multiplier * price
         return removed, exit_value - removed if long else -exit_value - removed
 
+    def trade(
+        self, qty: int, entry_value: int, signed_qty: int, price: int, rate: int
+    ) -> tuple[int, int, int]:
+        """Add ``signed_qty`` at ``price`` to a position ``(qty, entry_value)``, paying ``rate``.
+
+        Returns ``(new entry value, realized PnL, fee)``, the last two in settlement units:
+        the PnL by :meth:`close` and ``CREDIT``; the fee ``notional × rate`` by ``CHARGE``,
+        or a rebate (negative) by ``PAYOUT`` when ``rate`` < 0. A trade through zero closes
+        the position and opens the rest at ``price``. One call per fill leg: this is the
+        ledger's hot path.
+        """
+        size = signed_qty if signed_qty > 0 else -signed_qty
+        if rate > 0:
+            fee = self.charge(size, price, rate)
+        elif rate < 0:
+            fee = -self.payout(size, price, -rate)
+        else:
+            fee = 0
+        if qty == 0 or (qty > 0) == (signed_qty > 0):
+            return entry_value + self.open_value(signed_qty, price), 0, fee
+        held = qty if qty > 0 else -qty
+        removed, pnl_value = self.close(qty, entry_value, size if size < held else held, price)
+        pnl = (pnl_value * self._settle_up) // self._settle_down  # CREDIT: floor
+        if size > held:
+            return self.open_value(qty + signed_qty, price), pnl, fee
+        return entry_value - removed, pnl, fee
+
     def to_settle(self, value: int, rounding: Rounding = CREDIT) -> int:
         """A value at ``value_scale`` in settlement-asset units."""
         if rounding is Rounding.FLOOR:

@@ -558,27 +558,12 @@ class Ledger:
         else:
             qty, value = position.qty, position.entry_value
             margin, margin_mode = position.isolated_margin, position.margin_mode
-        pnl = 0
+        if side != _BOTH and (
+            (side == _LONG and qty + signed_qty < 0) or (side == _SHORT and qty + signed_qty > 0)
+        ):
+            raise _reject(RejectReason.CLOSE_EXCEEDS_POSITION, field, account.id, side)
         new_qty = qty + signed_qty
-        if qty == 0 or (qty > 0) == (signed_qty > 0):
-            if (side == _LONG and signed_qty < 0) or (side == _SHORT and signed_qty > 0):
-                raise _reject(RejectReason.CLOSE_EXCEEDS_POSITION, field, account.id, side)
-            new_value = value + math.open_value(signed_qty, price)
-        else:
-            size = signed_qty if signed_qty > 0 else -signed_qty
-            held = qty if qty > 0 else -qty
-            removed, pnl_value = math.close(qty, value, size if size < held else held, price)
-            pnl = math.to_settle(pnl_value)
-            new_value = value - removed
-            if size > held:
-                if side != _BOTH:
-                    raise _reject(RejectReason.CLOSE_EXCEEDS_POSITION, field, account.id, side)
-                new_value = math.open_value(new_qty, price)
-        fee = 0
-        if rate > 0:
-            fee = math.charge(signed_qty if signed_qty > 0 else -signed_qty, price, rate)
-        elif rate < 0:
-            fee = -math.payout(signed_qty if signed_qty > 0 else -signed_qty, price, -rate)
+        new_value, pnl, fee = math.trade(qty, value, signed_qty, price, rate)
         balance = account.balances.get(settle)
         free = balance.free if balance is not None else 0
         # isolated: PnL moves the position's margin, the fee is paid from the wallet
