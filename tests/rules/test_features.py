@@ -236,7 +236,7 @@ def test_a_late_event_counts_in_its_bucket_while_that_bucket_is_in_the_window():
     assert store.read("u", 30_000) == 0
 
 
-def test_keys_beyond_max_keys_drop_the_least_recently_updated():
+def test_keys_beyond_max_keys_drop_the_one_whose_newest_bucket_is_oldest():
     spec = parse_feature(
         "f",
         {"agg": "count", "on": "Login", "key": "account", "window": "1h", "max_keys": 2},
@@ -244,7 +244,8 @@ def test_keys_beyond_max_keys_drop_the_least_recently_updated():
         [],
     )
     store = build_store(spec)
-    for ts, key in ((1, "a"), (2, "b"), (3, "a"), (4, "c")):
+    for minute, key in ((1, "a"), (2, "b"), (3, "a"), (4, "c")):
+        ts = minute * 60_000
         store.add(key, None, ts, ts)
     assert list(store.keys) == ["a", "c"]
     assert store.read("b", 4) == 0

@@ -59,28 +59,8 @@ def trace(pack: CompiledPack, plan: KindPlan, hits, errors, values: tuple) -> li
     return fired
 
 
-def _resolve(
-    fired: list[FiredRule], scoring: dict[str, list], include_shadow: bool
-) -> tuple[Outcome, int, int, list[str]]:
-    """Outcome, hold hours, score and reason codes of the counted rules."""
-    outcome = Outcome.ALLOW
-    hold = 0
-    reasons: list[str] = []
-    scores: dict[str, int] = {}
-    for rule in fired:
-        if rule.mode != "active" and not include_shadow:
-            continue
-        if rule.error:
-            counted, reason = Outcome.REVIEW, RULE_ERROR
-        else:
-            counted, reason = rule.outcome, rule.reason
-            scores[rule.pack] = scores.get(rule.pack, 0) + rule.score
-            if counted is Outcome.HOLD_WITHDRAWAL:
-                hold = max(hold, rule.hold_hours)
-        if SEVERITY[counted] > SEVERITY[outcome]:
-            outcome = counted
-        if reason not in reasons:
-            reasons.append(reason)
+def _band(outcome: Outcome, scores: dict[str, int], scoring: dict[str, list], reasons: list[str]):
+    """``outcome`` raised to the highest score band each pack's score reaches."""
     for pack, score in scores.items():
         for min_score, band in reversed(scoring.get(pack, ())):
             if score >= min_score:
@@ -88,7 +68,42 @@ def _resolve(
                     outcome = band
                 reasons.append(f"score_at_least_{min_score}")
                 break
-    return outcome, hold, sum(scores.values()), reasons
+    return outcome
+
+
+def _resolve(fired: list[FiredRule], scoring: dict[str, list]):
+    """Outcome, hold hours, score and reason codes of the active rules, and the outcome
+    with the shadow rules counted too, in one pass."""
+    active = shadow = 0
+    hold = 0
+    reasons: list[str] = []
+    scores: dict[str, int] = {}
+    shadow_scores: dict[str, int] = {}
+    for rule in fired:
+        if rule.error:
+            counted, reason = Outcome.REVIEW, RULE_ERROR
+        else:
+            counted, reason = rule.outcome, rule.reason
+            shadow_scores[rule.pack] = shadow_scores.get(rule.pack, 0) + rule.score
+        rank = SEVERITY[counted]
+        shadow = max(shadow, rank)
+        if rule.mode != "active":
+            continue
+        active = max(active, rank)
+        if not rule.error:
+            scores[rule.pack] = scores.get(rule.pack, 0) + rule.score
+            if counted is Outcome.HOLD_WITHDRAWAL:
+                hold = max(hold, rule.hold_hours)
+        if reason not in reasons:
+            reasons.append(reason)
+    outcome = _band(_OUTCOMES[active], scores, scoring, reasons)
+    shadow_outcome = _band(_OUTCOMES[shadow], shadow_scores, scoring, [])
+    if SEVERITY[outcome] > SEVERITY[shadow_outcome]:
+        shadow_outcome = outcome
+    return outcome, hold, sum(scores.values()), reasons, shadow_outcome
+
+
+_OUTCOMES = list(Outcome)
 
 
 def assemble(
@@ -115,8 +130,7 @@ def assemble(
             packs=[],
             fired=[],
         )
-    outcome, hold, score, reasons = _resolve(fired, scoring, include_shadow=False)
-    shadow_outcome = _resolve(fired, scoring, include_shadow=True)[0] if fired else outcome
+    outcome, hold, score, reasons, shadow_outcome = _resolve(fired, scoring)
     return Decision(
         seq=seq,
         id=event_id,

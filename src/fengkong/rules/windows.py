@@ -16,7 +16,7 @@ Memory per feature (documented bound, see ``docs/rules.md``):
   live, to per-bucket HyperLogLog registers (:mod:`fengkong.rules.sketch`), 256 bytes per
   non-empty bucket, standard error about 6.5 %;
 * keys: at most ``max_keys`` per feature; a key whose newest bucket left the window is
-  dropped, and beyond ``max_keys`` the least recently updated key is dropped first.
+  dropped, and beyond ``max_keys`` the key whose newest bucket is oldest goes first.
 
 State is plain data in a deterministic order (keys in update order, buckets ascending,
 distinct values sorted), so :meth:`KeyedWindow.state` / :meth:`KeyedWindow.restore`
@@ -64,8 +64,8 @@ class KeyedWindow:
                 if len(keys) >= self.max_keys:
                     del keys[next(iter(keys))]
             state = keys[key] = self._new(idx)
-        elif idx >= self._newest(state):
-            keys[key] = keys.pop(key)
+        elif idx > self._newest(state):
+            keys[key] = keys.pop(key)  # keys stay ordered by their newest bucket
         self._add(state, idx, ts, value, cutoff)
         if cutoff > self._swept:
             self._sweep(cutoff)

@@ -1,0 +1,288 @@
+"""Rule-engine benchmark: a 100-rule pack with 20 features deciding withdrawal requests.
+
+Measures, in one process run:
+
+1. fengkong: one full decision (validate, 20 feature reads, 100 rules, feature updates,
+   the Decision with its trace) per WithdrawalRequest, timed one at a time: p50 / p99 /
+   p99.9 and throughput, after warming the features with a history of requests;
+2. the cost of one simple comparison rule: (evaluator with 101 rules - evaluator with 1
+   rule) / 100, in a bulk loop;
+3. the same 100 rules (features given as precomputed values, so the peers do less work
+   than fengkong) and the same simple rule in ``rule-engine`` and ``cel-python`` from the
+   ``bench`` extra, when installed, and the ratios.
+
+    python benchmarks/bench_rules.py           # full run
+    python benchmarks/bench_rules.py --smoke   # a few seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import random
+import time
+
+import yaml
+
+from fengkong.rules.component import RulesComponent
+from fengkong.rules.events import RulePackLoaded, WithdrawalRequest
+
+T0 = 1_767_225_600_000
+ASSETS = ["BTC", "ETH", "USDT", "SOL"]
+NETWORKS = ["BTC", "ETH", "TRX", "SOL"]
+
+FEATURES = {
+    "n_1h": ("count", "account", None, "1h"),
+    "n_24h": ("count", "account", None, "24h"),
+    "n_7d": ("count", "account", None, "7d"),
+    "usd_1h": ("sum", "account", "value_usd", "1h"),
+    "usd_24h": ("sum", "account", "value_usd", "24h"),
+    "usd_30d": ("sum", "account", "value_usd", "30d"),
+    "max_usd_30d": ("max", "account", "value_usd", "30d"),
+    "min_usd_7d": ("min", "account", "value_usd", "7d"),
+    "addrs_24h": ("distinct", "account", "address", "24h"),
+    "addrs_7d": ("distinct", "account", "address", "7d"),
+    "nets_7d": ("distinct", "account", "network", "7d"),
+    "ips_24h": ("distinct", "account", "ip", "24h"),
+    "devices_7d": ("distinct", "account", "device", "7d"),
+    "to_addr_30d": ("count", ["account", "address"], None, "30d"),
+    "addr_users_7d": ("distinct", "address", "account", "7d"),
+    "addr_n_24h": ("count", "address", None, "24h"),
+    "ip_users_24h": ("distinct", "ip", "account", "24h"),
+    "device_users_7d": ("distinct", "device", "account", "7d"),
+    "last_asset": ("last", "account", "asset", "7d"),
+    "ip_n_1h": ("count", "ip", None, "1h"),
+}
+INT_FEATURES = {name for name, (agg, *_rest) in FEATURES.items() if agg in ("count", "distinct")}
+
+
+def make_rules(seed: int = 5) -> list[dict]:
+    """100 rules of four shapes, each as fengkong, rule-engine and CEL text."""
+    rng = random.Random(seed)
+    numeric = [n for n in FEATURES if n != "last_asset"]
+    rules = []
+    for i in range(100):
+        f = rng.choice(numeric)
+        g = rng.choice(numeric)
+        k = rng.randint(20, 200)
+        usd = float(rng.randint(100, 1000) * 1000)
+        lit = lambda name, v: str(int(v)) if name in INT_FEATURES else f"{float(v * 20_000)!r}"
+        shape = i % 4
+        if shape == 0:
+            ours = f"features.{f} > {lit(f, k)}"
+            peer = f"{f} > {lit(f, k)}"
+            cel = peer
+        elif shape == 1:
+            ours = f"event.value_usd > {usd!r} and features.{g} >= {lit(g, k)}"
+            peer = f"event_value_usd > {usd!r} and {g} >= {lit(g, k)}"
+            cel = f"event_value_usd > {usd!r} && {g} >= {lit(g, k)}"
+        elif shape == 2:
+            asset = rng.choice(ASSETS)
+            amount = float(k)
+            ours = f"event.asset == '{asset}' and event.amount > {amount!r}"
+            peer = f"event_asset == '{asset}' and event_amount > {amount!r}"
+            cel = f"event_asset == '{asset}' && event_amount > {amount!r}"
+        else:
+            ours = f"event.network in ['ETH', 'TRX'] and (features.{f} > {lit(f, k)} or features.{g} > {lit(g, 2 * k)})"
+            peer = (
+                f"event_network in ['ETH', 'TRX'] and ({f} > {lit(f, k)} or {g} > {lit(g, 2 * k)})"
+            )
+            cel = f"event_network in ['ETH', 'TRX'] && ({f} > {lit(f, k)} || {g} > {lit(g, 2 * k)})"
+        rules.append({"ours": ours, "rule_engine": peer, "cel": cel, "name": f"r{i:03d}"})
+    return rules
+
+
+def pack_yaml(conditions: list[str], with_features: bool = True) -> str:
+    features = {}
+    if with_features:
+        for name, (agg, key, value, window) in FEATURES.items():
+            body = {"agg": agg, "on": "WithdrawalRequest", "key": key, "window": window}
+            if value:
+                body["value"] = value
+            features[name] = body
+    rules = [
+        {"name": f"r{i:03d}", "on": "WithdrawalRequest", "if": c, "outcome": "review", "score": 1}
+        for i, c in enumerate(conditions)
+    ]
+    return yaml.safe_dump({"pack": "bench", "version": "1", "features": features, "rules": rules})
+
+
+def requests(count: int, accounts: int, start_ts: int, seed: int) -> list[WithdrawalRequest]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        account = f"u{rng.randrange(accounts)}"
+        out.append(
+            WithdrawalRequest(
+                seq=i,
+                id=f"w{seed}-{i}",
+                ts=start_ts + i * 500,
+                account=account,
+                asset=rng.choice(ASSETS),
+                amount=f"{rng.randint(1, 90)}.{rng.randint(0, 99):02d}",
+                value_usd=f"{rng.randint(100, 400_000)}.50",
+                address=f"addr{rng.randrange(accounts * 3)}",
+                network=rng.choice(NETWORKS),
+                ip=f"10.{rng.randrange(40)}.{rng.randrange(250)}.{rng.randrange(250)}",
+                device=f"dev{rng.randrange(accounts * 2)}",
+            )
+        )
+    return out
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    ordered = sorted(samples_ns)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
+
+    return {
+        "p50": at(0.50),
+        "p99": at(0.99),
+        "p999": at(0.999),
+        "mean": sum(ordered) / len(ordered) / 1000,
+    }
+
+
+def bulk_us(function, argument, loops: int) -> float:
+    """Mean microseconds of ``function(argument)`` over a tight loop (best of 3)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter_ns()
+        for _ in range(loops):
+            function(argument)
+        best = min(best, (time.perf_counter_ns() - start) / loops / 1000)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
+    args = parser.parse_args()
+    history, measured, accounts = (5_000, 3_000, 500) if args.smoke else (100_000, 50_000, 5_000)
+    loops = 2_000 if args.smoke else 50_000
+    peer_loops = 100 if args.smoke else 2_000
+
+    rules = make_rules()
+    component = RulesComponent()
+    component.apply(
+        RulePackLoaded(
+            seq=0, id="pack", ts=T0, pack_yaml=pack_yaml([r["ours"] for r in rules]), author="bench"
+        )
+    )
+    for event in requests(history, accounts, T0, seed=1):
+        component.apply(event)
+    events = requests(measured, accounts, T0 + history * 500, seed=2)
+    gc.collect()
+    gc.freeze()  # the warmed-up heap is long-lived, as in a running engine; GC stays on
+    samples = []
+    fired = 0
+    clock = time.perf_counter_ns
+    wall = clock()
+    for event in events:
+        start = clock()
+        [decision] = component.apply(event)
+        samples.append(clock() - start)
+        fired += len(decision.fired)
+    wall = (clock() - wall) / 1e9
+    stats = percentiles(samples)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    )
+    print(
+        f"fengkong full decision, 100 rules / 20 features, {measured} requests after {history} of history:"
+    )
+    print(
+        f"  p50 {stats['p50']:.1f} us  p99 {stats['p99']:.1f} us  p99.9 {stats['p999']:.1f} us  "
+        f"mean {stats['mean']:.1f} us  throughput {measured / wall:,.0f} decisions/s  "
+        f"(avg {fired / measured:.1f} rules fired)"
+    )
+
+    # evaluator only (features precomputed by the evaluator's own hoisted reads)
+    evaluate = component.packs["bench"].evaluators["WithdrawalRequest"]
+    now = component.now
+    probe = events[-1]
+    ours_100 = bulk_us(lambda e: evaluate(e, now), probe, loops)
+
+    # one simple comparison rule: marginal cost
+    simple = [f"event.amount > {1000.0 + i}" for i in range(101)]
+    one = _evaluator(pack_yaml(simple[:1], with_features=False))
+    many = _evaluator(pack_yaml(simple, with_features=False))
+    t1 = bulk_us(lambda e: one(e, now), probe, loops)
+    t101 = bulk_us(lambda e: many(e, now), probe, loops)
+    per_rule = (t101 - t1) / 100
+    print(f"fengkong evaluator only, 100 rules: {ours_100:.2f} us")
+    print(
+        f"fengkong one simple comparison rule: {per_rule:.3f} us marginal; {t1:.2f} us for a 1-rule evaluator call"
+    )
+
+    # peers over the same rules with the feature values given
+    context = {f"event_{name}": value for name, value in _event_values(probe).items()}
+    values = evaluate(probe, now)[2]
+    labels = list(component.packs["bench"].plan.kinds["WithdrawalRequest"].reads.labels.values())
+    for label, value in zip(labels, values, strict=True):
+        if label.startswith("features."):
+            context[label.removeprefix("features.")] = value
+    _peer_rule_engine(rules, context, peer_loops, ours_100, stats["p50"], per_rule)
+    _peer_cel(rules, context, peer_loops, ours_100, stats["p50"], per_rule)
+
+
+def _evaluator(text: str):
+    component = RulesComponent()
+    component.apply(RulePackLoaded(seq=0, id="p", ts=T0, pack_yaml=text, author="bench"))
+    return component.packs["bench"].evaluators["WithdrawalRequest"]
+
+
+def _event_values(event: WithdrawalRequest) -> dict:
+    return {
+        "amount": float(event.amount),
+        "value_usd": float(event.value_usd),
+        "asset": event.asset,
+        "network": event.network,
+    }
+
+
+def _report_peer(name, all_us, simple_us, ours_100, ours_p50, ours_rule) -> None:
+    print(f"{name}: 100 rules {all_us:.1f} us, one simple rule {simple_us:.2f} us")
+    print(
+        f"  ratios: 100-rule evaluation {all_us / ours_100:.0f}x slower than fengkong's evaluator, "
+        f"{all_us / ours_p50:.1f}x slower than a full fengkong decision (p50); "
+        f"simple rule {simple_us / ours_rule:.0f}x"
+    )
+
+
+def _peer_rule_engine(rules, context, loops, ours_100, ours_p50, ours_rule) -> None:
+    try:
+        import rule_engine
+    except ImportError:
+        print("rule-engine: not installed (pip install 'fengkong[bench]')")
+        return
+    compiled = [rule_engine.Rule(r["rule_engine"]) for r in rules]
+    assert all(isinstance(r.matches(context), bool) for r in compiled)
+    all_us = bulk_us(lambda ctx: [r.matches(ctx) for r in compiled], context, loops)
+    simple = rule_engine.Rule("event_amount > 1000.0")
+    simple_us = bulk_us(simple.matches, context, loops * 20)
+    _report_peer("rule-engine", all_us, simple_us, ours_100, ours_p50, ours_rule)
+
+
+def _peer_cel(rules, context, loops, ours_100, ours_p50, ours_rule) -> None:
+    try:
+        import celpy
+    except ImportError:
+        print("cel-python: not installed (pip install 'fengkong[bench]')")
+        return
+    env = celpy.Environment()
+    programs = [env.program(env.compile(r["cel"])) for r in rules]
+    activation = celpy.json_to_cel(context)
+    results = [p.evaluate(activation) for p in programs]
+    assert all(isinstance(r, celpy.celtypes.BoolType) for r in results), results
+    loops = max(5, loops // 10)
+    all_us = bulk_us(lambda a: [p.evaluate(a) for p in programs], activation, loops)
+    simple = env.program(env.compile("event_amount > 1000.0"))
+    simple_us = bulk_us(simple.evaluate, activation, loops * 20)
+    _report_peer("cel-python", all_us, simple_us, ours_100, ours_p50, ours_rule)
+
+
+if __name__ == "__main__":
+    main()
