@@ -57,6 +57,11 @@ FEATURES = {
 INT_FEATURES = {name for name, (agg, *_rest) in FEATURES.items() if agg in ("count", "distinct")}
 
 
+def lit(name: str, value: int) -> str:
+    """A threshold literal for feature ``name``: counts as ints, USD amounts scaled up."""
+    return str(value) if name in INT_FEATURES else f"{float(value * 20_000)!r}"
+
+
 def make_rules(seed: int = 5) -> list[dict]:
     """100 rules of four shapes, each as fengkong, rule-engine and CEL text."""
     rng = random.Random(seed)
@@ -67,7 +72,6 @@ def make_rules(seed: int = 5) -> list[dict]:
         g = rng.choice(numeric)
         k = rng.randint(20, 200)
         usd = float(rng.randint(100, 1000) * 1000)
-        lit = lambda name, v: str(int(v)) if name in INT_FEATURES else f"{float(v * 20_000)!r}"
         shape = i % 4
         if shape == 0:
             ours = f"features.{f} > {lit(f, k)}"
@@ -84,7 +88,8 @@ def make_rules(seed: int = 5) -> list[dict]:
             peer = f"event_asset == '{asset}' and event_amount > {amount!r}"
             cel = f"event_asset == '{asset}' && event_amount > {amount!r}"
         else:
-            ours = f"event.network in ['ETH', 'TRX'] and (features.{f} > {lit(f, k)} or features.{g} > {lit(g, 2 * k)})"
+            either = f"features.{f} > {lit(f, k)} or features.{g} > {lit(g, 2 * k)}"
+            ours = f"event.network in ['ETH', 'TRX'] and ({either})"
             peer = (
                 f"event_network in ['ETH', 'TRX'] and ({f} > {lit(f, k)} or {g} > {lit(g, 2 * k)})"
             )
@@ -191,7 +196,8 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}"
     )
     print(
-        f"fengkong full decision, 100 rules / 20 features, {measured} requests after {history} of history:"
+        f"fengkong full decision, 100 rules / 20 features, {measured} requests after "
+        f"{history} of history:"
     )
     print(
         f"  p50 {stats['p50']:.1f} us  p99 {stats['p99']:.1f} us  p99.9 {stats['p999']:.1f} us  "
@@ -214,7 +220,8 @@ def main() -> None:
     per_rule = (t101 - t1) / 100
     print(f"fengkong evaluator only, 100 rules: {ours_100:.2f} us")
     print(
-        f"fengkong one simple comparison rule: {per_rule:.3f} us marginal; {t1:.2f} us for a 1-rule evaluator call"
+        f"fengkong one simple comparison rule: {per_rule:.3f} us marginal; "
+        f"{t1:.2f} us for a 1-rule evaluator call"
     )
 
     # peers over the same rules with the feature values given
