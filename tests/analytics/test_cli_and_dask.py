@@ -92,23 +92,25 @@ def test_dask_local_cluster_gives_the_single_process_numbers_exactly():
     from dask.distributed import Client, LocalCluster
 
     rng = np.random.default_rng(4)
-    holdings = rng.normal(0.0, 10.0, size=(3000, 12))
+    dense = rng.normal(0.0, 10.0, size=(3000, 12))
+    sparse = dense * (rng.random(dense.shape) < 0.1)  # accounts hold ~1 in 10 instruments
     unit = rng.standard_t(4, size=(400, 12)) * 100.0
-    expected = book_var_es(holdings, unit, (0.99, 0.975), chunk_rows=256)
+    levels = (0.99, 0.975)
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
         ) as cluster,
         Client(cluster) as client,
     ):
-        var, es = book_var_es_dask(
-            client, holdings, unit, (0.99, 0.975), accounts_per_task=512, chunk_rows=256
-        )
-        chunked = da.from_array(holdings, chunks=(1024, -1))  # a book loaded by the workers
-        from_array = book_var_es_dask(client, chunked, unit, (0.99, 0.975), chunk_rows=256)
+        for holdings in (dense, sparse):
+            expected = book_var_es(holdings, unit, levels, chunk_rows=256)
+            got = book_var_es_dask(
+                client, holdings, unit, levels, accounts_per_task=512, chunk_rows=256
+            )
+            chunked = da.from_array(holdings, chunks=(1024, -1))  # a book loaded by workers
+            from_array = book_var_es_dask(client, chunked, unit, levels, chunk_rows=256)
+            for result in (got, from_array):
+                assert np.array_equal(result[0], expected[0])
+                assert np.array_equal(result[1], expected[1])
         with pytest.raises(ValueError, match="multiple of chunk_rows"):
-            book_var_es_dask(client, holdings, unit, 0.99, accounts_per_task=500, chunk_rows=256)
-    assert np.array_equal(var, expected[0])
-    assert np.array_equal(es, expected[1])
-    assert np.array_equal(from_array[0], expected[0])
-    assert np.array_equal(from_array[1], expected[1])
+            book_var_es_dask(client, dense, unit, 0.99, accounts_per_task=500, chunk_rows=256)

@@ -104,3 +104,22 @@ def test_smallest_sorted_equals_the_head_of_a_full_sort_with_ties(matrix, k):
 )
 def test_var_es_equal_the_reference_for_any_pnl(pnl, confidence):
     assert var_es(pnl, confidence) == numpy_var_es(pnl, confidence)
+
+
+def test_sparse_books_skip_the_dense_product_and_agree_with_numpy(basket_returns):
+    """Accounts holding 2 of 9 assets: P&L accumulated per held column, in column order."""
+    rng = np.random.default_rng(5)
+    window = basket_returns[-1000:] * 1e4
+    holdings = np.zeros((500, window.shape[1]))
+    for row in holdings:
+        row[rng.choice(window.shape[1], size=2, replace=False)] = rng.normal(0, 50, size=2)
+    var, es = book_var_es(holdings, window, CONFIDENCES)  # density 2/9 <= 25%: sparse path
+    for p in (0, 137, 499):
+        pnl = np.zeros(window.shape[0])
+        for column in np.flatnonzero(holdings[p]):
+            pnl += holdings[p, column] * window[:, column]
+        for i, c in enumerate(CONFIDENCES):
+            assert (var[i, p], es[i, p]) == numpy_var_es(pnl, c)
+    dense_var, dense_es = numpy_var_es((holdings @ window.T)[137], 0.99)
+    assert var[1, 137] == pytest.approx(dense_var, rel=1e-12)
+    assert es[1, 137] == pytest.approx(dense_es, rel=1e-12)

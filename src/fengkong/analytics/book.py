@@ -4,8 +4,12 @@
 P&L per contract under each scenario (scenarios × instruments,
 :func:`fengkong.analytics.revaluation.unit_pnl`). Rows are processed ``chunk_rows`` at a
 time so that the P&L block stays in cache and memory stays flat: 200,000 portfolios ×
-1,000 scenarios would otherwise be a 1.6 GB matrix. Per chunk: one BLAS matrix product,
-then the tail selection of :mod:`fengkong.analytics.tail`.
+1,000 scenarios would otherwise be a 1.6 GB matrix. Per chunk, the tail selection of
+:mod:`fengkong.analytics.tail` after either one BLAS matrix product (dense holdings) or, when
+at most a quarter of the holdings are non-zero (accounts hold a few instruments each), a
+compiled loop over the non-zero holdings only (``q`` non-zeros per account cost ``q·S`` instead
+of ``I·S`` multiply-adds). Both paths give the same VaR and ES up to the order of the
+floating-point additions in the P&L.
 """
 
 from __future__ import annotations
@@ -14,11 +18,18 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from fengkong.analytics.tail import smallest_sorted, tail_spec, var_es_from_tail
+from fengkong.analytics.tail import (
+    smallest_sorted,
+    sparse_pnl_smallest_sorted,
+    tail_spec,
+    var_es_from_tail,
+)
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "book_var_es", "chunk_var_es", "prepare_inputs"]
 
 DEFAULT_CHUNK_ROWS = 2048
+SPARSE_DENSITY = 0.25
+"""At or below this share of non-zero holdings a block skips the dense matrix product."""
 
 
 def prepare_inputs(holdings: np.ndarray, unit_pnl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +57,10 @@ def chunk_var_es(
     """
     specs = [tail_spec(unit_pnl_t.shape[1], float(c)) for c in confidences]
     needed = max(spec.needed for spec in specs)
-    tail = smallest_sorted(holdings @ unit_pnl_t, needed)
+    if np.count_nonzero(holdings) <= SPARSE_DENSITY * holdings.size:
+        tail = sparse_pnl_smallest_sorted(holdings, unit_pnl_t, needed)
+    else:
+        tail = smallest_sorted(holdings @ unit_pnl_t, needed)
     results = [var_es_from_tail(tail, spec) for spec in specs]
     return np.column_stack([r[0] for r in results] + [r[1] for r in results])
 

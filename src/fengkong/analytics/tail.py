@@ -28,7 +28,14 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["TailSpec", "smallest_sorted", "tail_spec", "var_es", "var_es_from_tail"]
+__all__ = [
+    "TailSpec",
+    "smallest_sorted",
+    "sparse_pnl_smallest_sorted",
+    "tail_spec",
+    "var_es",
+    "var_es_from_tail",
+]
 
 
 @dataclass(frozen=True)
@@ -63,23 +70,46 @@ def tail_spec(scenarios: int, confidence: float) -> TailSpec:
 
 
 @numba.njit(cache=True, nogil=True)
-def _smallest_sorted_rows(pnl, k, out):  # pragma: no cover - compiled; tested through callers
-    rows, columns = pnl.shape
-    for i in range(rows):
-        buffer = out[i]
-        for j in range(k):
-            buffer[j] = np.inf
-        largest = np.inf
-        row = pnl[i]
-        for j in range(columns):
-            value = row[j]
-            if value < largest:
-                position = k - 1
-                while position > 0 and buffer[position - 1] > value:
-                    buffer[position] = buffer[position - 1]
-                    position -= 1
-                buffer[position] = value
-                largest = buffer[k - 1]
+def _keep_smallest(row, buffer):  # pragma: no cover - compiled; tested through callers
+    """Fill ``buffer`` (length k) with the k smallest values of ``row``, ascending."""
+    k = buffer.size
+    for j in range(k):
+        buffer[j] = np.inf
+    largest = np.inf
+    for j in range(row.size):
+        value = row[j]
+        if value < largest:
+            position = k - 1
+            while position > 0 and buffer[position - 1] > value:
+                buffer[position] = buffer[position - 1]
+                position -= 1
+            buffer[position] = value
+            largest = buffer[k - 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _smallest_sorted_rows(pnl, out):  # pragma: no cover - compiled; tested through callers
+    for i in range(pnl.shape[0]):
+        _keep_smallest(pnl[i], out[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def _sparse_pnl_smallest_rows(indptr, columns, quantities, unit_t, out):  # pragma: no cover
+    """Per portfolio: P&L = Σ q_j · unit_t[column_j] in stored order, then its k smallest."""
+    row = np.empty(unit_t.shape[1])
+    for i in range(indptr.size - 1):
+        row[:] = 0.0
+        for entry in range(indptr[i], indptr[i + 1]):
+            q = quantities[entry]
+            per_contract = unit_t[columns[entry]]
+            for j in range(row.size):
+                row[j] += q * per_contract[j]
+        _keep_smallest(row, out[i])
+
+
+def _check_k(k: int, scenarios: int) -> None:
+    if not (1 <= k <= scenarios):
+        raise ValueError(f"k={k}: must be between 1 and the {scenarios} scenarios")
 
 
 def smallest_sorted(pnl: np.ndarray, k: int) -> np.ndarray:
@@ -89,10 +119,28 @@ def smallest_sorted(pnl: np.ndarray, k: int) -> np.ndarray:
     """
     if pnl.ndim != 2:
         raise ValueError(f"pnl.ndim={pnl.ndim}: expected a (portfolios, scenarios) matrix")
-    if not (1 <= k <= pnl.shape[1]):
-        raise ValueError(f"k={k}: must be between 1 and the {pnl.shape[1]} scenarios")
+    _check_k(k, pnl.shape[1])
     out = np.empty((pnl.shape[0], k), dtype=np.float64)
-    _smallest_sorted_rows(np.ascontiguousarray(pnl, dtype=np.float64), k, out)
+    _smallest_sorted_rows(np.ascontiguousarray(pnl, dtype=np.float64), out)
+    return out
+
+
+def sparse_pnl_smallest_sorted(holdings: np.ndarray, unit_pnl_t: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` smallest scenario P&Ls of each portfolio, without forming the P&L matrix.
+
+    For books where each account holds few instruments: the P&L row of a portfolio is
+    accumulated from its non-zero holdings only (``Σ_j q_j · U[:, j]``, in column order) in a
+    buffer that stays in L1 cache, then reduced to its tail. ``unit_pnl_t`` is the
+    C-contiguous ``(instruments, scenarios)`` matrix.
+    """
+    _check_k(k, unit_pnl_t.shape[1])
+    rows, columns = np.nonzero(holdings)
+    indptr = np.zeros(holdings.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=holdings.shape[0]), out=indptr[1:])
+    out = np.empty((holdings.shape[0], k), dtype=np.float64)
+    _sparse_pnl_smallest_rows(
+        indptr, columns.astype(np.int64), holdings[rows, columns], unit_pnl_t, out
+    )
     return out
 
 
