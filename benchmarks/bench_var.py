@@ -7,11 +7,13 @@ portfolio.
 
 Compared in the same process run:
 
-* ``fengkong``: :func:`fengkong.analytics.book.book_var_es` (chunked BLAS product + compiled
-  one-pass tail selection);
+* ``fengkong``: :func:`fengkong.analytics.book.book_var_es` (per chunk of 2,048 accounts: the
+  compiled sparse P&L + one-pass tail selection when at most 25% of holdings are non-zero,
+  as here; with ``--held 50`` a dense BLAS product + the same tail selection);
 * ``numpy baseline``: the plain-numpy prototype, chunks of 10,000 portfolios, matrix product,
   then ``np.partition`` to bring the ``m + 1`` worst scenarios forward and a sort of those for
-  VaR and ES (the same convention, so the numbers must agree exactly);
+  VaR and ES (the same convention: the numbers must agree to 1e-9; the P&L sums are added
+  in a different order);
 * ``dask``: :func:`fengkong.analytics.distributed.book_var_es_dask` on a LocalCluster of
   2 workers × 1 thread, chunked by accounts (numbers must equal ``fengkong``'s exactly).
 
@@ -81,6 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--held", type=int, default=5, help="instruments held per portfolio (50: dense book)"
+    )
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster run")
     parser.add_argument(
         "--dask-processes", action="store_true", help="Dask workers as processes, not threads"
@@ -90,10 +95,12 @@ def main() -> None:
         portfolios, scenarios, instruments, repeats = 4_096, 250, 10, 2
     else:
         portfolios, scenarios, instruments, repeats = 200_000, 1_000, 50, args.repeats
-    holdings, unit = workload(portfolios, scenarios, instruments, held=5)
+    held = min(args.held, instruments)
+    holdings, unit = workload(portfolios, scenarios, instruments, held=held)
     print(
         f"VaR/ES {CONFIDENCE:.0%}: {portfolios:,} portfolios x {scenarios:,} scenarios x "
-        f"{instruments} instruments | {platform.processor() or platform.machine()}, "
+        f"{instruments} instruments ({held} held each) | "
+        f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, numpy {np.__version__}"
     )
     book_var_es(holdings[:2048], unit, CONFIDENCE)  # compile the kernel (cached on disk)
@@ -101,8 +108,9 @@ def main() -> None:
     report("fengkong book_var_es (1 process)", times, portfolios)
     base_times, (base_var, base_es) = timed(lambda: numpy_baseline(holdings, unit), repeats)
     report("numpy baseline (1 process)", base_times, portfolios)
-    assert np.array_equal(var[0], base_var), "VaR differs from the numpy baseline"
-    assert np.array_equal(es[0], base_es), "ES differs from the numpy baseline"
+    # same convention; the P&L sums may differ in the last bits (sparse path adds per column)
+    np.testing.assert_allclose(var[0], base_var, rtol=1e-9, err_msg="VaR differs from numpy")
+    np.testing.assert_allclose(es[0], base_es, rtol=1e-9, err_msg="ES differs from numpy")
     print(
         f"speed-up over numpy: {np.median(base_times) / np.median(times):.2f}x; "
         f"mean VaR {var[0].mean():,.2f}, mean ES {es[0].mean():,.2f}"
