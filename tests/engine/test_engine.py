@@ -17,7 +17,7 @@ from tests.factories import exchange, run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "exchange-day.jsonl"
-EXAMPLE_HASH = "966d3f012630ce4f7ba57f4840167605f7224b1e3c786b2216ce2eae528eafaf"
+EXAMPLE_HASH = "afd784d799d1a3f3793ca196e4ae06ac16fdfec6763a9722f80278ac66ad13f0"
 
 
 def funded_engine():

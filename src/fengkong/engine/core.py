@@ -57,8 +57,10 @@ class SnapshotError(ValueError):
 def default_components() -> list[Component]:
     """The components of the embedded default engine, in processing order."""
     from fengkong.ledger.ledger import Ledger
+    from fengkong.market.component import MarketComponent
 
-    return [Ledger()]
+    ledger = Ledger()
+    return [ledger, MarketComponent(ledger)]
 
 
 class Engine:

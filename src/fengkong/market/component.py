@@ -312,10 +312,12 @@ class MarketComponent:
     def _on_fill(self, event: Fill) -> None:
         mark = self._marks.get(event.symbol)
         if mark is not None:
-            instrument = self.ledger.instruments[event.symbol]
-            mark.last_trade = (
-                parse_units(event.price, instrument.price_scale, field="price") * mark.to_index
-            )
+            # the ledger has just parsed and validated this price text for the same instrument
+            price = self.ledger.contract_math(event.symbol).parsed_prices.get(event.price)
+            if price is None:
+                instrument = self.ledger.instruments[event.symbol]
+                price = parse_units(event.price, instrument.price_scale, field="price")
+            mark.last_trade = price * mark.to_index
 
     def _on_funding_due(self, event: FundingDue) -> list[Output]:
         mark = self._marks.get(event.symbol)
