@@ -17,7 +17,7 @@ from tests.factories import exchange, run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "exchange-day.jsonl"
-EXAMPLE_HASH = "afd784d799d1a3f3793ca196e4ae06ac16fdfec6763a9722f80278ac66ad13f0"
+EXAMPLE_HASH = "631fec76570039868b5cf195c5d2b7ca0557b30e04e4e3a4d329940c574540a4"
 
 
 def funded_engine():
@@ -81,7 +81,12 @@ def test_example_log_replays_to_its_recorded_state_hash():
     engine, outputs = run(list(read_events(EXAMPLE)))
     assert engine.state_hash() == EXAMPLE_HASH
     kinds = {type(o).__name__ for o in outputs}
-    assert {"Rejected", "Duplicate", "FundingSettled", "InstrumentSettled"} <= kinds
+    assert {
+        "Rejected", "Duplicate", "FundingSettled", "InstrumentSettled", "IndexPrice",
+        "MarkPrice", "Decision",
+    } <= kinds  # fmt: skip
+    decisions = [o.outcome.value for o in outputs if type(o).__name__ == "Decision"]
+    assert decisions == ["allow", "hold_withdrawal", "block"]
 
 
 def test_state_hash_is_equal_across_processes_and_hash_seeds():

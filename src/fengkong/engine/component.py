@@ -7,7 +7,8 @@ A component owns part of the state and the event kinds that change it:
   state; after its first mutation it must not fail. Exactly one component owns a kind.
 * ``observers()`` maps event kinds to functions called after the owner accepted the event
   (in component order). Observers keep derived views in step (indexes, feature windows) and
-  must not reject.
+  must not reject; an observer may return output events (or None), which the engine appends
+  to the event's outputs.
 * ``canonical_state()`` returns the component's whole state as msgspec-encodable builtins and
   Structs in a deterministic order (sorted keys, never a set). It is both the snapshot body
   and the input of the state hash. ``restore_state(data)`` rebuilds the component from the
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 from fengkong.model.events import Event, Output, RejectReason
 
 Handler = Callable[[Any], list[Output]]
-Observer = Callable[[Any], None]
+Observer = Callable[[Any], list[Output] | None]
 
 
 class RejectError(Exception):

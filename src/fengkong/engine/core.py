@@ -13,7 +13,9 @@ Admission, in order:
    :class:`SequenceError` (input was lost or reordered) and changes nothing;
 3. the owner handler either applies the event or refuses it with a
    :class:`~fengkong.model.events.Rejected` output and no state change. A refused event still
-   consumes its sequence number and its id: re-delivering it is a duplicate.
+   consumes its sequence number and its id: re-delivering it is a duplicate;
+4. after an accepted event, the observers of its kind run in component order; what they
+   return (a rules decision on a fill, say) is appended to the outputs.
 
 The log position (last ``seq`` and the id window) is part of the snapshot but not of the
 state hash, so that a refused or duplicate event leaves the hash unchanged.
@@ -58,9 +60,10 @@ def default_components() -> list[Component]:
     """The components of the embedded default engine, in processing order."""
     from fengkong.ledger.ledger import Ledger
     from fengkong.market.component import MarketComponent
+    from fengkong.rules.component import RulesComponent
 
     ledger = Ledger()
-    return [ledger, MarketComponent(ledger)]
+    return [ledger, MarketComponent(ledger), RulesComponent()]
 
 
 class Engine:
@@ -138,7 +141,9 @@ class Engine:
         observers = self._observers.get(kind)
         if observers:
             for observer in observers:
-                observer(event)
+                produced = observer(event)
+                if produced:
+                    outputs.extend(produced)
         return outputs
 
     # --- state ----------------------------------------------------------------------------

@@ -39,6 +39,7 @@ FORMAT_VERSION = 1
 HEADER = MAGIC + struct.pack("<I", FORMAT_VERSION)
 RECORD_HEADER = struct.Struct("<II")
 MAX_RECORD = 16 * 1024 * 1024
+_EMPTY_HEADER = bytes(RECORD_HEADER.size)
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -71,6 +72,16 @@ class ScanResult(msgspec.Struct, frozen=True):
 def encode_record(event: Event) -> bytes:
     payload = _encoder.encode(event)
     return RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def _encode_into(event: Event, buffer: bytearray) -> None:
+    """Append one record to ``buffer`` without intermediate copies (group commit)."""
+    start = len(buffer)
+    buffer += _EMPTY_HEADER
+    _encoder.encode_into(event, buffer, start + RECORD_HEADER.size)
+    with memoryview(buffer) as view:
+        crc = zlib.crc32(view[start + RECORD_HEADER.size :])
+    RECORD_HEADER.pack_into(buffer, start, len(buffer) - start - RECORD_HEADER.size, crc)
 
 
 def _frames(data: bytes) -> Iterator[tuple[int, bytes | None, str]]:
@@ -188,27 +199,26 @@ class JournalWriter:
 
     def append(self, event: Event) -> bool:
         """Append one event; return True when it (and all before it) is durable."""
-        record = encode_record(event)
         self._last_seq = event.seq
-        if self.durability is Durability.ALWAYS:
-            os.write(self._fd, record)
-            os.fsync(self._fd)
-            self.durable_seq = event.seq
-            return True
-        if self.durability is Durability.OS:
-            os.write(self._fd, record)
+        if self.durability is Durability.GROUP:
+            buffer = self._buffer
+            if not self._buffered:
+                self._first_buffered_at = time.monotonic()
+            _encode_into(event, buffer)
+            self._buffered += 1
+            if (
+                self._buffered >= self.group_records
+                or time.monotonic() - self._first_buffered_at >= self.group_seconds
+            ):
+                self.sync()
+                return True
             return False
-        if not self._buffered:
-            self._first_buffered_at = time.monotonic()
-        self._buffer += record
-        self._buffered += 1
-        if (
-            self._buffered >= self.group_records
-            or time.monotonic() - self._first_buffered_at >= self.group_seconds
-        ):
-            self.sync()
-            return True
-        return False
+        os.write(self._fd, encode_record(event))
+        if self.durability is Durability.OS:
+            return False
+        os.fsync(self._fd)
+        self.durable_seq = event.seq
+        return True
 
     def sync(self) -> None:
         """Write what is buffered and fsync: everything appended so far becomes durable."""
