@@ -85,6 +85,27 @@ def test_stress_command_runs_crashes_shocks_and_reverse_stress(data_dir, tmp_pat
     assert "all assets -40%" in result.output
     assert "correlations = 1" in result.output
     assert "reverse stress: uniform move down that loses 100,000 USD" in result.output
+    assert "<img" in (tmp_path / "s.html").read_text()
+
+
+def test_backtest_command_takes_a_linear_portfolio_and_refuses_options(data_dir, tmp_path):
+    book = tmp_path / "book.yaml"
+    book.write_text(
+        "name: desk\nas_of: 2026-03-30\npositions:\n"
+        "  - {symbol: BTCUSDT, kind: spot, underlying: BTC, quantity: '3'}\n"
+        "  - {symbol: ETHUSD, kind: inverse_perpetual, underlying: ETH, quantity: '-500',"
+        " multiplier: '10'}\n"
+    )
+    result = invoke(
+        "backtest", str(book), "--method", "ewma", "--method", "hs",
+        "--csv", str(tmp_path / "f.csv"), "--data-dir", str(data_dir),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "desk: 99.0% 1-day VaR backtest" in result.output
+    assert (tmp_path / "f.csv").read_text().startswith("date,pnl,var_ewma,var_hs")
+    refused = invoke("backtest", PORTFOLIO, "--data-dir", str(data_dir))
+    assert refused.exit_code == 2
+    assert "options not supported" in refused.output
 
 
 def test_dask_local_cluster_gives_the_single_process_numbers_exactly():

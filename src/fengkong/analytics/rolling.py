@@ -112,7 +112,7 @@ def rolling_var(
     if returns.shape[0] <= window + 1:
         raise ValueError(f"window={window}: only {returns.shape[0]} days of returns")
     tick = progress or (lambda: None)
-    frame = pd.DataFrame({"pnl": _pnl(w, returns)}, index=log_returns.index)
+    frame = pd.DataFrame({"pnl": _pnl(w, returns)}, index=log_returns.index.rename("date"))
     for method in methods:
         method = Method(method)
         if method is Method.EWMA:
