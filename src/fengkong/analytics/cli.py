@@ -108,18 +108,12 @@ def var_command(
     console = Console()
     try:
         books = [load_portfolio(path) for path in portfolios]
-        chosen = Method(method)
-        innovation = (
-            Innovation(dist)
-            if dist
-            else (Innovation.STUDENT_T if chosen is Method.MC else Innovation.NORMAL)
-        )
         settings = RiskSettings(
-            method=chosen,
+            method=Method(method),
             confidences=tuple(confidence) if confidence else DEFAULT_CONFIDENCES,
             horizon_days=horizon,
             window=window,
-            innovation=innovation,
+            innovation=Innovation(dist) if dist else None,
             dof=dof,
             paths=paths,
             seed=seed,

@@ -75,17 +75,26 @@ class Method(enum.StrEnum):
 
 @dataclass(frozen=True)
 class RiskSettings:
+    """How to measure. ``innovation`` left as None means Student-t for ``mc`` (multivariate t)
+    and normal for ``ewma`` (RiskMetrics); hs and fhs use no distribution."""
+
     method: Method = Method.HS
     confidences: tuple[float, ...] = DEFAULT_CONFIDENCES
     horizon_days: int = 1
     window: int = DEFAULT_WINDOW
     decay: float = RISKMETRICS_DAILY_LAMBDA
-    innovation: Innovation = Innovation.NORMAL
+    innovation: Innovation | None = None
     dof: float | None = None
     paths: int = DEFAULT_PATHS
     seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "method", Method(self.method))
+        if self.innovation is None:
+            default = Innovation.STUDENT_T if self.method is Method.MC else Innovation.NORMAL
+            object.__setattr__(self, "innovation", default)
+        else:
+            object.__setattr__(self, "innovation", Innovation(self.innovation))
         if self.horizon_days not in (1, 10):
             raise ValueError(f"horizon_days={self.horizon_days!r}: supported horizons are 1 and 10")
         if self.window < 250:
