@@ -219,7 +219,8 @@ def backtest_command(
             console.print(aligned.report.describe())
             returns = aligned.returns("log")
             exposures = np.full(len(names), notional / len(names))
-            label = f"equal-weight {'+'.join(names)} ({_money(notional)} USD)"
+            held = "+".join(names) if len(names) == 1 else f"equal-weight {'+'.join(names)}"
+            label = f"{held} ({_money(notional)} USD)"
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
