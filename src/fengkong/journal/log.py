@@ -39,7 +39,6 @@ FORMAT_VERSION = 1
 HEADER = MAGIC + struct.pack("<I", FORMAT_VERSION)
 RECORD_HEADER = struct.Struct("<II")
 MAX_RECORD = 16 * 1024 * 1024
-_EMPTY_HEADER = bytes(RECORD_HEADER.size)
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -70,18 +69,9 @@ class ScanResult(msgspec.Struct, frozen=True):
 
 
 def encode_record(event: Event) -> bytes:
+    """``u32 length | u32 crc32 | msgpack payload`` of one event."""
     payload = _encoder.encode(event)
     return RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-
-
-def _encode_into(event: Event, buffer: bytearray) -> None:
-    """Append one record to ``buffer`` without intermediate copies (group commit)."""
-    start = len(buffer)
-    buffer += _EMPTY_HEADER
-    _encoder.encode_into(event, buffer, start + RECORD_HEADER.size)
-    with memoryview(buffer) as view:
-        crc = zlib.crc32(view[start + RECORD_HEADER.size :])
-    RECORD_HEADER.pack_into(buffer, start, len(buffer) - start - RECORD_HEADER.size, crc)
 
 
 def _frames(data: bytes) -> Iterator[tuple[int, bytes | None, str]]:
@@ -201,10 +191,9 @@ class JournalWriter:
         """Append one event; return True when it (and all before it) is durable."""
         self._last_seq = event.seq
         if self.durability is Durability.GROUP:
-            buffer = self._buffer
             if not self._buffered:
                 self._first_buffered_at = time.monotonic()
-            _encode_into(event, buffer)
+            self._buffer += encode_record(event)
             self._buffered += 1
             if (
                 self._buffered >= self.group_records
