@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import arch.univariate
 import numpy as np
 import pandas as pd
 import pytest
@@ -83,24 +82,6 @@ def test_no_exceptions_and_no_clustering_edge_cases():
     last_day_only = quiet.copy()
     last_day_only[-1] = True  # no transition out of an exception: π11 has no data
     assert christoffersen_independence(last_day_only).statistic >= 0.0
-
-
-@pytest.mark.skipif(
-    not hasattr(arch.univariate, "kupiec_pof"),
-    reason=f"arch {arch.__version__} has no kupiec_pof / christoffersen_* (added after 8.0)",
-)
-def test_agrees_with_arch_where_arch_provides_the_tests(hits):
-    returns = np.where(hits, -0.05, 0.001)
-    var = np.full(hits.size, 0.03)
-    assert arch.univariate.kupiec_pof(returns, var, p=0.01).stat == pytest.approx(
-        kupiec_pof(hits, 0.01).statistic
-    )
-    assert arch.univariate.christoffersen_independence(returns, var, p=0.01).stat == (
-        pytest.approx(christoffersen_independence(hits).statistic)
-    )
-    assert arch.univariate.christoffersen_conditional_coverage(returns, var, p=0.01).stat == (
-        pytest.approx(christoffersen_conditional_coverage(hits, 0.01).statistic)
-    )
 
 
 def test_traffic_light_reproduces_basel_1996_table_2():
