@@ -7,7 +7,7 @@ counted in its own bucket while that bucket is in the window, and dropped once i
 
 Memory per feature (documented bound, see ``docs/rules.md``):
 
-* count / sum / min / max: one ``[bucket, value]`` pair per non-empty bucket per live key,
+* count / sum / min / max: one ``(bucket, value)`` pair per non-empty bucket per live key,
   at most ``n`` per key; a running total makes count and sum reads O(1) amortized, min and
   max reads are O(live buckets);
 * last: one ``(bucket, ts, value)`` per live key;
@@ -21,21 +21,32 @@ Memory per feature (documented bound, see ``docs/rules.md``):
 State is plain data in a deterministic order (keys in update order, buckets ascending,
 distinct values sorted), so :meth:`KeyedWindow.state` / :meth:`KeyedWindow.restore`
 reproduce the store exactly.
+
+Hot path (every decided event folds into every feature of its kind): each aggregation has
+its own ``add`` and ``read`` with no per-event helper calls. Per-key state is flat: count and
+sum keep ``[total, b0, v0, b1, v1, ...]`` and min / max ``[b0, v0, b1, v1, ...]`` (buckets
+ascending), so adding to the newest bucket is one index update, and a key's newest bucket is
+``state[-2]``. Keys live in an ``OrderedDict`` in update order: a key whose newest bucket
+advances moves to the end in O(1), and the sweep pops expired keys from the front in O(1)
+each (a plain dict's ``next(iter(...))`` degrades with the holes such moves leave behind).
 """
 
 from __future__ import annotations
 
 from bisect import insort
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 from fengkong.rules.sketch import Sketch
 
 DECIMAL_SCALE = 10**18  # decimal amounts are summed exactly as integers of 1e-18 units
+_NEVER = -(2**62)  # the newest bucket of a key with no live bucket
 
 
 class KeyedWindow:
-    """One feature's windows for every key. Subclasses keep per-key state."""
+    """One feature's windows for every key. Subclasses keep per-key state and implement
+    ``add(key, value, ts, now)`` (fold one event's ``value``, ignored by count, at event
+    time ``ts`` into ``key``) and ``read(key, now)``."""
 
     __slots__ = ("_swept", "g", "keys", "max_keys", "n", "scale")
 
@@ -44,54 +55,39 @@ class KeyedWindow:
         self.n = n
         self.max_keys = max_keys
         self.scale = scale  # 1 for integers and strings, DECIMAL_SCALE for decimal amounts
-        self.keys: dict[Any, Any] = {}
+        self.keys: OrderedDict[Any, Any] = OrderedDict()
         self._swept = -(2**62)
 
     # --- shared key bookkeeping -----------------------------------------------------------
 
     def add(self, key: Any, value: Any, ts: int, now: int) -> None:
-        """Fold one event's ``value`` (ignored by count) at event time ``ts`` into ``key``."""
-        g = self.g
-        cutoff = now // g - self.n
-        idx = ts // g
-        if idx <= cutoff:
-            return
-        keys = self.keys
-        state = keys.get(key)
-        if state is None:
-            if len(keys) >= self.max_keys:
-                self._sweep(cutoff)
-                if len(keys) >= self.max_keys:
-                    del keys[next(iter(keys))]
-            state = keys[key] = self._new(idx)
-        elif idx > self._newest(state):
-            keys[key] = keys.pop(key)  # keys stay ordered by their newest bucket
-        self._add(state, idx, ts, value, cutoff)
-        if cutoff > self._swept:
-            self._sweep(cutoff)
+        raise NotImplementedError
+
+    def read(self, key: Any, now: int) -> Any:
+        raise NotImplementedError
+
+    def _make_room(self, cutoff: int) -> None:
+        """Before inserting a new key into a full store: sweep, then drop the key updated
+        longest ago if the store is still full."""
+        self._sweep(cutoff)
+        if len(self.keys) >= self.max_keys:
+            self.keys.popitem(False)
 
     def _sweep(self, cutoff: int) -> None:
         """Drop keys, oldest update first, whose newest bucket has left the window."""
         self._swept = cutoff
         keys = self.keys
+        newest = self._newest
+        popitem = keys.popitem
         while keys:
-            key = next(iter(keys))
-            if self._newest(keys[key]) > cutoff:
-                break
-            del keys[key]
+            key, state = popitem(False)
+            if newest(state) > cutoff:
+                keys[key] = state
+                keys.move_to_end(key, False)
+                return
 
-    # --- per-aggregation hooks ------------------------------------------------------------
-
-    def _new(self, idx: int) -> Any:
-        raise NotImplementedError
-
-    def _newest(self, state: Any) -> int:
-        raise NotImplementedError
-
-    def _add(self, state: Any, idx: int, ts: int, value: Any, cutoff: int) -> None:
-        raise NotImplementedError
-
-    def read(self, key: Any, now: int) -> Any:
+    @staticmethod
+    def _newest(state: Any) -> int:
         raise NotImplementedError
 
     def state(self) -> dict:
@@ -102,7 +98,7 @@ class KeyedWindow:
 
     def restore(self, data: dict) -> None:
         self._swept = data["swept"]
-        self.keys = {_key_in(k): self._state_in(s) for k, s in data["keys"]}
+        self.keys = OrderedDict((_key_in(k), self._state_in(s)) for k, s in data["keys"])
 
     def _state_out(self, state: Any) -> Any:
         raise NotImplementedError
@@ -126,84 +122,149 @@ def _key_in(key: Any) -> Any:
     return tuple(key) if isinstance(key, list) else key
 
 
-class _Buckets:
-    """Ascending ``[bucket, value]`` pairs and their running total."""
-
-    __slots__ = ("items", "total")
-
-    def __init__(self, items: deque, total: Any) -> None:
-        self.items = items
-        self.total = total
+def _insert_total(state: list, idx: int, amount: Any) -> None:
+    """Fold ``amount`` into bucket ``idx`` of a ``[total, b0, v0, ...]`` state whose newest
+    bucket is later than ``idx`` (a late event): into its pair, or a new pair in order."""
+    for i in range(1, len(state), 2):
+        bucket = state[i]
+        if bucket == idx:
+            state[i + 1] += amount
+            return
+        if bucket > idx:
+            state[i:i] = (idx, amount)
+            return
 
 
 class CountWindow(KeyedWindow):
-    """Number of events per key in the window."""
+    """Number of events per key in the window. Per key: ``[total, b0, n0, b1, n1, ...]``."""
 
     __slots__ = ()
 
-    def _new(self, idx: int) -> _Buckets:
-        return _Buckets(deque(), 0)
-
-    def _newest(self, state: _Buckets) -> int:
-        return state.items[-1][0] if state.items else -(2**62)
-
-    def _increment(self, value: Any) -> Any:
-        return 1
-
-    def _add(self, state: _Buckets, idx: int, ts: int, value: Any, cutoff: int) -> None:
-        amount = self._increment(value)
-        items = state.items
-        if items and items[-1][0] == idx:
-            items[-1][1] += amount
-        elif not items or items[-1][0] < idx:
-            items.append([idx, amount])
-        else:
-            for pair in items:
-                if pair[0] == idx:
-                    pair[1] += amount
-                    break
-            else:
-                insort(items, [idx, amount])
-        state.total += amount
-
-    def _current(self, key: Any, now: int) -> _Buckets | None:
-        state = self.keys.get(key)
+    def add(self, key: Any, value: Any, ts: int, now: int) -> None:
+        g = self.g
+        idx = ts // g
+        cutoff = now // g - self.n
+        if idx <= cutoff:
+            return
+        keys = self.keys
+        state = keys.get(key)
         if state is None:
-            return None
-        items = state.items
-        cutoff = now // self.g - self.n
-        while items and items[0][0] <= cutoff:
-            state.total -= items.popleft()[1]
-        return state
+            if len(keys) >= self.max_keys:
+                self._make_room(cutoff)
+            keys[key] = [1, idx, 1]
+        elif len(state) > 1 and state[-2] >= idx:
+            if state[-2] == idx:
+                state[-1] += 1
+            else:
+                _insert_total(state, idx, 1)
+            state[0] += 1
+        else:  # a newer bucket: the key moves to the end of the update order
+            keys.move_to_end(key)
+            state.append(idx)
+            state.append(1)
+            state[0] += 1
+        if cutoff > self._swept:
+            self._sweep(cutoff)
+
+    def _sweep(self, cutoff: int) -> None:
+        self._swept = cutoff
+        keys = self.keys
+        popitem = keys.popitem
+        while keys:
+            key, state = popitem(False)
+            if len(state) > 1 and state[-2] > cutoff:
+                keys[key] = state
+                keys.move_to_end(key, False)
+                return
+
+    @staticmethod
+    def _newest(state: list) -> int:
+        return state[-2] if len(state) > 1 else _NEVER
 
     def read(self, key: Any, now: int) -> Any:
-        state = self._current(key, now)
-        return 0 if state is None else state.total
+        state = self.keys.get(key)
+        if state is None:
+            return 0
+        if len(state) > 1:
+            cutoff = now // self.g - self.n
+            if state[1] <= cutoff:
+                _expire_total(state, cutoff)
+        return state[0]
 
-    def _state_out(self, state: _Buckets) -> Any:
-        return [[idx, self._out(value)] for idx, value in state.items]
+    def _state_out(self, state: list) -> Any:
+        out = self._out
+        return [[state[i], out(state[i + 1])] for i in range(1, len(state), 2)]
 
-    def _state_in(self, data: Any) -> _Buckets:
-        items = deque([[idx, self._in(value)] for idx, value in data])
-        return _Buckets(items, sum(pair[1] for pair in items))
+    def _state_in(self, data: Any) -> list:
+        flat: list = [0]
+        for idx, value in data:
+            flat.append(idx)
+            flat.append(self._in(value))
+        flat[0] = sum(flat[2::2])
+        return flat
+
+
+def _expire_total(state: list, cutoff: int) -> None:
+    """Drop the leading pairs of a ``[total, b0, v0, ...]`` state at or before ``cutoff``,
+    subtracting each from the total in bucket order."""
+    total = state[0]
+    end = len(state)
+    i = 1
+    while i < end and state[i] <= cutoff:
+        total -= state[i + 1]
+        i += 2
+    del state[1:i]
+    state[0] = total
 
 
 class SumWindow(CountWindow):
-    """Sum of a numeric field per key in the window (exact: integers, decimals in 1e-18)."""
+    """Sum of a numeric field per key in the window (exact: integers, decimals in 1e-18).
+    Per key: ``[total, b0, sum0, b1, sum1, ...]``."""
 
     __slots__ = ()
 
-    def _increment(self, value: Any) -> Any:
-        return value
+    def add(self, key: Any, value: Any, ts: int, now: int) -> None:
+        g = self.g
+        idx = ts // g
+        cutoff = now // g - self.n
+        if idx <= cutoff:
+            return
+        keys = self.keys
+        state = keys.get(key)
+        if state is None:
+            if len(keys) >= self.max_keys:
+                self._make_room(cutoff)
+            keys[key] = [0 + value, idx, value]
+        elif len(state) > 1 and state[-2] >= idx:
+            if state[-2] == idx:
+                state[-1] += value
+            else:
+                _insert_total(state, idx, value)
+            state[0] += value
+        else:
+            keys.move_to_end(key)
+            state.append(idx)
+            state.append(value)
+            state[0] += value
+        if cutoff > self._swept:
+            self._sweep(cutoff)
 
     def read(self, key: Any, now: int) -> Any:
-        state = self._current(key, now)
-        total = 0 if state is None else state.total
+        state = self.keys.get(key)
+        if state is None:
+            total = 0
+        else:
+            if len(state) > 1:
+                cutoff = now // self.g - self.n
+                if state[1] <= cutoff:
+                    _expire_total(state, cutoff)
+            total = state[0]
         return total / self.scale if self.scale != 1 else total
 
 
 class ExtremumWindow(KeyedWindow):
-    """Minimum or maximum of a numeric field per key: one extremum per bucket."""
+    """Minimum or maximum of a numeric field per key: one extremum per bucket.
+    Per key: ``[b0, v0, b1, v1, ...]``."""
 
     __slots__ = ("default", "pick")
 
@@ -212,47 +273,75 @@ class ExtremumWindow(KeyedWindow):
         self.pick = pick  # the builtin min or max
         self.default = default
 
-    def _new(self, idx: int) -> deque:
-        return deque()
-
-    def _newest(self, state: deque) -> int:
-        return state[-1][0] if state else -(2**62)
-
-    def _add(self, state: deque, idx: int, ts: int, value: Any, cutoff: int) -> None:
-        pick = self.pick
-        if state and state[-1][0] == idx:
-            state[-1][1] = pick(state[-1][1], value)
-        elif not state or state[-1][0] < idx:
-            state.append([idx, value])
-        else:
-            for pair in state:
-                if pair[0] == idx:
-                    pair[1] = pick(pair[1], value)
-                    break
+    def add(self, key: Any, value: Any, ts: int, now: int) -> None:
+        g = self.g
+        idx = ts // g
+        cutoff = now // g - self.n
+        if idx <= cutoff:
+            return
+        keys = self.keys
+        state = keys.get(key)
+        if state is None:
+            if len(keys) >= self.max_keys:
+                self._make_room(cutoff)
+            keys[key] = [idx, value]
+        elif state and state[-2] >= idx:
+            if state[-2] == idx:
+                state[-1] = self.pick(state[-1], value)
             else:
-                insort(state, [idx, value])
+                self._insert(state, idx, value)
+        else:
+            keys.move_to_end(key)
+            state.append(idx)
+            state.append(value)
+        if cutoff > self._swept:
+            self._sweep(cutoff)
+
+    def _insert(self, state: list, idx: int, value: Any) -> None:
+        for i in range(0, len(state), 2):
+            bucket = state[i]
+            if bucket == idx:
+                state[i + 1] = self.pick(state[i + 1], value)
+                return
+            if bucket > idx:
+                state[i:i] = (idx, value)
+                return
+
+    @staticmethod
+    def _newest(state: list) -> int:
+        return state[-2] if state else _NEVER
 
     def read(self, key: Any, now: int) -> Any:
         state = self.keys.get(key)
         if state is None:
             return self.default
         cutoff = now // self.g - self.n
-        while state and state[0][0] <= cutoff:
-            state.popleft()
+        if state and state[0] <= cutoff:
+            end = len(state)
+            i = 2
+            while i < end and state[i] <= cutoff:
+                i += 2
+            del state[:i]
         if not state:
             return self.default
-        best = self.pick(pair[1] for pair in state)
+        best = self.pick(state[1::2])
         return best / self.scale if self.scale != 1 else best
 
-    def _state_out(self, state: deque) -> Any:
-        return [[idx, self._out(value)] for idx, value in state]
+    def _state_out(self, state: list) -> Any:
+        out = self._out
+        return [[state[i], out(state[i + 1])] for i in range(0, len(state), 2)]
 
-    def _state_in(self, data: Any) -> deque:
-        return deque([idx, self._in(value)] for idx, value in data)
+    def _state_in(self, data: Any) -> list:
+        flat: list = []
+        for idx, value in data:
+            flat.append(idx)
+            flat.append(self._in(value))
+        return flat
 
 
 class LastWindow(KeyedWindow):
-    """The value of the latest event (by event time, then arrival) per key in the window."""
+    """The value of the latest event (by event time, then arrival) per key in the window.
+    Per key: ``[bucket, ts, value]``."""
 
     __slots__ = ("default",)
 
@@ -260,15 +349,31 @@ class LastWindow(KeyedWindow):
         super().__init__(g, n, max_keys, scale)
         self.default = default
 
-    def _new(self, idx: int) -> list:
-        return [idx, -(2**62), self.default]
+    def add(self, key: Any, value: Any, ts: int, now: int) -> None:
+        g = self.g
+        idx = ts // g
+        cutoff = now // g - self.n
+        if idx <= cutoff:
+            return
+        keys = self.keys
+        state = keys.get(key)
+        if state is None:
+            if len(keys) >= self.max_keys:
+                self._make_room(cutoff)
+            keys[key] = [idx, ts, value]
+        else:
+            if idx > state[0]:
+                keys.move_to_end(key)
+            if ts >= state[1]:
+                state[0] = idx
+                state[1] = ts
+                state[2] = value
+        if cutoff > self._swept:
+            self._sweep(cutoff)
 
-    def _newest(self, state: list) -> int:
+    @staticmethod
+    def _newest(state: list) -> int:
         return state[0]
-
-    def _add(self, state: list, idx: int, ts: int, value: Any, cutoff: int) -> None:
-        if ts >= state[1]:
-            state[0], state[1], state[2] = idx, ts, value
 
     def read(self, key: Any, now: int) -> Any:
         state = self.keys.get(key)
@@ -297,6 +402,13 @@ class _Distinct:
         self.sketch: Sketch | None = None
 
 
+def _evict_exact(state: _Distinct, cutoff: int) -> None:
+    order, sets, latest = state.order, state.sets, state.latest
+    while order and order[0] <= cutoff:
+        for value in sets.pop(order.popleft()):
+            del latest[value]
+
+
 class DistinctWindow(KeyedWindow):
     """Number of distinct values of a field per key: exact up to ``exact_limit``, then a
     per-bucket HyperLogLog for that key (see the module docstring)."""
@@ -307,46 +419,61 @@ class DistinctWindow(KeyedWindow):
         super().__init__(g, n, max_keys, 1)
         self.exact_limit = exact_limit
 
-    def _new(self, idx: int) -> _Distinct:
-        return _Distinct()
-
-    def _newest(self, state: _Distinct) -> int:
+    @staticmethod
+    def _newest(state: _Distinct) -> int:
         if state.sketch is not None:
             return state.sketch.newest()
-        return state.order[-1] if state.order else -(2**62)
+        return state.order[-1] if state.order else _NEVER
 
-    def _evict(self, state: _Distinct, cutoff: int) -> None:
+    def add(self, key: Any, value: Any, ts: int, now: int) -> None:
+        g = self.g
+        idx = ts // g
+        cutoff = now // g - self.n
+        if idx <= cutoff:
+            return
+        keys = self.keys
+        state = keys.get(key)
+        if state is None:
+            if len(keys) >= self.max_keys:
+                self._make_room(cutoff)
+            state = keys[key] = _Distinct()
+        elif state.sketch is not None:
+            if idx > state.sketch.newest():
+                keys.move_to_end(key)
+        elif not state.order or idx > state.order[-1]:
+            keys.move_to_end(key)
         if state.sketch is not None:
             state.sketch.evict(cutoff)
-            return
-        order, sets, latest = state.order, state.sets, state.latest
-        while order and order[0] <= cutoff:
-            for value in sets.pop(order.popleft()):
-                del latest[value]
-
-    def _add(self, state: _Distinct, idx: int, ts: int, value: Any, cutoff: int) -> None:
-        self._evict(state, cutoff)
-        if state.sketch is not None:
             state.sketch.add(idx, value)
-            return
-        previous = state.latest.get(value)
+        else:
+            self._add_exact(state, idx, value, cutoff)
+        if cutoff > self._swept:
+            self._sweep(cutoff)
+
+    def _add_exact(self, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
+        order = state.order
+        if order and order[0] <= cutoff:
+            _evict_exact(state, cutoff)
+        latest = state.latest
+        previous = latest.get(value)
+        sets = state.sets
         if previous is not None:
             if previous >= idx:
                 return
-            state.sets[previous].discard(value)
-        state.latest[value] = idx
-        bucket = state.sets.get(idx)
+            sets[previous].discard(value)
+        latest[value] = idx
+        bucket = sets.get(idx)
         if bucket is None:
-            bucket = state.sets[idx] = set()
-            if not state.order or state.order[-1] < idx:
-                state.order.append(idx)
+            bucket = sets[idx] = set()
+            if not order or order[-1] < idx:
+                order.append(idx)
             else:
-                insort(state.order, idx)
+                insort(order, idx)
         bucket.add(value)
-        if len(state.latest) > self.exact_limit:
+        if len(latest) > self.exact_limit:
             sketch = Sketch()
-            for bucket_idx in state.order:
-                for member in state.sets[bucket_idx]:
+            for bucket_idx in order:
+                for member in sets[bucket_idx]:
                     sketch.add(bucket_idx, member)
             state.sketch = sketch
             state.latest, state.sets, state.order = {}, {}, deque()
@@ -355,9 +482,13 @@ class DistinctWindow(KeyedWindow):
         state = self.keys.get(key)
         if state is None:
             return 0
-        self._evict(state, now // self.g - self.n)
+        cutoff = now // self.g - self.n
         if state.sketch is not None:
+            state.sketch.evict(cutoff)
             return state.sketch.estimate()
+        order = state.order
+        if order and order[0] <= cutoff:
+            _evict_exact(state, cutoff)
         return len(state.latest)
 
     def _state_out(self, state: _Distinct) -> Any:
