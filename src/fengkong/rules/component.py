@@ -25,13 +25,15 @@ original would have.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import Any
 
 from fengkong.engine.component import RejectError
 from fengkong.model.events import AccountOpened, Event, Output, Rejected, RejectReason, event_types
 from fengkong.model.fixed import FixedPointError, parse_units
-from fengkong.rules.decide import assemble, trace
+from fengkong.rules.decide import assemble, fired_row, trace
 from fengkong.rules.errors import PackError
 from fengkong.rules.events import (
     ApiKeyCreated,
@@ -60,7 +62,8 @@ DECIDED_KINDS: tuple[type[Event], ...] = (
     WithdrawalRequest,
 )
 
-Route = tuple[CompiledPack, KindPlan | None, Callable | None, Callable | None]
+# (pack, kind plan, evaluator, updater, tracers, rows): see CompiledPack
+Route = tuple[CompiledPack, KindPlan | None, Callable | None, Callable | None, list, list]
 
 
 class RulesComponent:
@@ -76,6 +79,7 @@ class RulesComponent:
         self._routes: dict[type[Event], list[Route]] = {}
         self._scoring: dict[str, list] = {}
         self._labels: list[str] = []
+        self._handlers = self.handlers()
 
     # --- component protocol ---------------------------------------------------------------
 
@@ -129,7 +133,7 @@ class RulesComponent:
         """Process one event of any kind as the engine would, without the other components:
         owned kinds go to their handler (a refusal becomes a ``Rejected`` output), observed
         kinds to the observer, whose decisions are returned. Used by backtests and tests."""
-        handler = self.handlers().get(type(event))
+        handler = self._handlers.get(type(event))
         if handler is None:
             if type(event) is AccountOpened:
                 return self._account_opened(event)
@@ -152,51 +156,70 @@ class RulesComponent:
     # --- decisions ------------------------------------------------------------------------
 
     def _decide(self, event: Event) -> list[Output]:
-        _validate(event)
+        kind = type(event)
+        info = _KINDS.get(kind) or _kind_info(kind)
+        units = _validate(event, info)
         if event.ts > self.now:
             self.now = event.ts
-        return [self._evaluate(event, self._routes.get(type(event), ()))]
+        return [self._evaluate(event, self._routes.get(kind, ()), units, info)]
 
     def _observe(self, event: Event) -> list[Output]:
-        routes = self._routes.get(type(event))
+        kind = type(event)
+        routes = self._routes.get(kind)
         if routes is None:
             return []
         if event.ts > self.now:
             self.now = event.ts
         if any(route[2] is not None for route in routes):
-            return [self._evaluate(event, routes)]
-        self._update(event, routes)
+            return [self._evaluate(event, routes, None, _KINDS.get(kind) or _kind_info(kind))]
+        self._update(event, routes, None)
         return []
 
     def _account_opened(self, event: AccountOpened) -> list[Output]:
         self.accounts.setdefault(event.account, event.ts)
         return self._observe(event)
 
-    def _evaluate(self, event: Event, routes: list[Route]) -> Decision:
+    def _evaluate(
+        self, event: Event, routes: list[Route], units: dict | None, info: _KindInfo
+    ) -> Decision:
+        """Evaluate every pack's rules for the event, fold it into the features, decide.
+        A rule that fired without error costs its prebuilt tracer and row; only a failed
+        evaluation goes through the generic :func:`trace`."""
         now = self.now
-        fired = []
-        for pack, plan, evaluate, _ in routes:
+        fired: list = []
+        rows: list = []
+        for pack, plan, evaluate, _, tracers, rule_rows in routes:
             if evaluate is not None:
                 hits, errors, values = evaluate(event, now)
-                if hits or errors or hits is None:
-                    fired.extend(trace(pack, plan, hits, errors, values))
-        self._update(event, routes)
-        kind = type(event)
+                if errors is None and hits is not None:
+                    for index in hits:
+                        fired.append(tracers[index](values))
+                        rows.append(rule_rows[index])
+                else:
+                    records = trace(pack, plan, hits, errors, values)
+                    fired.extend(records)
+                    rows.extend(map(fired_row, records))
+        for route in routes:
+            update = route[3]
+            if update is not None:
+                update(event, now, units)
         return assemble(
             event.seq,
             event.id,
-            kind.__name__,
-            [getattr(event, name) for name in user_fields(kind)],
+            info.name,
+            info.accounts(event),
             self._labels,
             fired,
+            rows,
             self._scoring,
         )
 
-    def _update(self, event: Event, routes: list[Route]) -> None:
+    def _update(self, event: Event, routes: list[Route], units: dict | None) -> None:
         now = self.now
-        for _, _, _, update in routes:
+        for route in routes:
+            update = route[3]
             if update is not None:
-                update(event, now)
+                update(event, now, units)
 
     # --- packs ----------------------------------------------------------------------------
 
@@ -292,7 +315,11 @@ class RulesComponent:
                 if evaluate is None and update is None:
                     continue
                 kind = next(k for k in event_types() if k.__name__ == kind_name)
-                routes.setdefault(kind, []).append((pack, kind_plan, evaluate, update))
+                tracers = pack.tracers.get(kind_name, [])
+                rows = pack.rows.get(kind_name, [])
+                routes.setdefault(kind, []).append(
+                    (pack, kind_plan, evaluate, update, tracers, rows)
+                )
         self._routes = routes
         self._scoring = {p.plan.label: p.plan.scoring for p in self.packs.values()}
         self._labels = [p.plan.label for p in self.packs.values()]
@@ -352,26 +379,104 @@ class RulesComponent:
         ]
 
 
-def _validate(event: Event) -> None:
-    """Refuse a decided event with a missing account, a malformed amount or IP address."""
-    fields = fields_of(type(event))
+class _KindInfo:
+    """What deciding an event of one kind needs, worked out once per kind: its name, the
+    fields to validate (decimal amounts and IP addresses, in declaration order) and the
+    accounts it concerns."""
+
+    __slots__ = ("accounts", "checks", "name", "needs_address")
+
+    def __init__(self, kind: type[Event]) -> None:
+        fields = fields_of(kind)
+        self.name = kind.__name__
+        self.checks = tuple(
+            (name, field_type.decimal)
+            for name, field_type in fields.items()
+            if field_type.decimal or field_type.semantic == "ip"
+        )
+        self.needs_address = issubclass(kind, WithdrawalRequest)
+        names = user_fields(kind)
+        if not names:
+            self.accounts = _no_accounts
+        elif len(names) == 1:
+            one = attrgetter(names[0])
+            self.accounts = lambda event: [one(event)]
+        else:
+            many = attrgetter(*names)
+            self.accounts = lambda event: list(many(event))
+
+
+def _no_accounts(event: Event) -> list[str]:
+    return []
+
+
+_KINDS: dict[type[Event], _KindInfo] = {}
+
+
+def _kind_info(kind: type[Event]) -> _KindInfo:
+    info = _KINDS[kind] = _KindInfo(kind)
+    return info
+
+
+def _validate(event: Event, info: _KindInfo) -> dict[str, int]:
+    """Refuse a decided event with a missing account, a malformed amount or IP address;
+    return its decimal fields parsed to 1e-18 units (the features' exact amounts)."""
     if not event.account:
         raise RejectError(RejectReason.INVALID_PARAMETER, "account", "", "required")
-    for name, field_type in fields.items():
+    units: dict[str, int] = {}
+    for name, decimal in info.checks:
         value = getattr(event, name)
-        if field_type.decimal:
-            try:
-                parse_units(value, 18, field=name)
-            except FixedPointError as exc:
-                raise RejectError(RejectReason.INVALID_NUMBER, name, value, exc.reason) from None
-            if not any(ch in "123456789" for ch in value) or value.startswith("-"):
-                raise RejectError(RejectReason.NON_POSITIVE_AMOUNT, name, value, "must be > 0")
-        elif field_type.semantic == "ip" and value:
+        if decimal:
+            units[name] = _positive_units(name, value)
+        elif value and not (type(value) is str and _IPV4.fullmatch(value)):
             try:
                 ipaddress.ip_address(value)
             except ValueError:
                 raise RejectError(
                     RejectReason.INVALID_PARAMETER, name, value, "not an IP address"
                 ) from None
-    if isinstance(event, WithdrawalRequest) and not event.address:
+    if info.needs_address and not event.address:
         raise RejectError(RejectReason.INVALID_PARAMETER, "address", "", "required")
+    return units
+
+
+# A dotted-quad IPv4 address exactly as ``ipaddress.ip_address`` accepts it (ASCII digits,
+# 0-255, no leading zeros): the common case, checked without ``ipaddress``; anything else
+# (IPv6, or an invalid text) goes to ``ipaddress``, which decides.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+# A positive-or-zero decimal text as ``parse_units`` accepts it; anything else (a sign, an
+# exponent, a non-ASCII digit, a text over 40 characters) goes to ``parse_units``.
+_DECIMAL = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
+_SCALE = 18
+
+
+def _positive_units(name: str, value: object) -> int:
+    """``value`` in 1e-18 units, refused unless a decimal text above zero. The same result
+    and refusals as ``parse_units(value, 18)`` followed by the sign check, with the common
+    case parsed by one regular expression."""
+    if type(value) is str and len(value) <= 40:
+        match = _DECIMAL.fullmatch(value)
+        if match is not None:
+            whole, fraction = match.groups()
+            if fraction is None:
+                units = int(whole) * 10**_SCALE
+            else:
+                fraction = fraction.rstrip("0")
+                if len(fraction) > _SCALE:
+                    return _positive_units_slow(name, value)
+                units = int(whole + fraction.ljust(_SCALE, "0"))
+            if units > 0:
+                return units
+            raise RejectError(RejectReason.NON_POSITIVE_AMOUNT, name, value, "must be > 0")
+    return _positive_units_slow(name, value)
+
+
+def _positive_units_slow(name: str, value: object) -> int:
+    try:
+        units = parse_units(value, _SCALE, field=name)
+    except FixedPointError as exc:
+        raise RejectError(RejectReason.INVALID_NUMBER, name, value, exc.reason) from None
+    if not any(ch in "123456789" for ch in value) or value.startswith("-"):
+        raise RejectError(RejectReason.NON_POSITIVE_AMOUNT, name, value, "must be > 0")
+    return units

@@ -5,13 +5,23 @@ the sum of their scores is compared with the pack's score bands; an active rule 
 evaluation raised counts as ``review`` (fail closed). The decision takes the most severe
 outcome over every pack. The shadow outcome is computed the same way with shadow rules
 counted as active, so a backtest or a dashboard shows what promoting them would change.
+
+Resolution reads one *row* per fired record, ``(pack, active, rank, score, reason, hold,
+error)``: the rows of a pack's rules are built once when the pack is bound
+(:func:`rule_row`), so a decision adds a prebuilt tuple per fired rule and never looks
+outcomes up; only a record of a failed evaluation gets its row at decision time
+(:func:`fired_row`).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fengkong.rules.events import Decision, FiredRule
 from fengkong.rules.outcomes import SEVERITY, Outcome
-from fengkong.rules.pack import CompiledPack, KindPlan
+
+if TYPE_CHECKING:
+    from fengkong.rules.pack import CompiledPack, KindPlan, RuleSpec
 
 RULE_ERROR = "rule_error"
 NO_PACK = "no_rule_pack"
@@ -71,39 +81,70 @@ def _band(outcome: Outcome, scores: dict[str, int], scoring: dict[str, list], re
     return outcome
 
 
-def _resolve(fired: list[FiredRule], scoring: dict[str, list]):
+def rule_row(pack: str, rule: RuleSpec) -> tuple:
+    """The decision row of a rule of ``pack`` (its label) that fired without error."""
+    hold = rule.hold_hours if rule.outcome is Outcome.HOLD_WITHDRAWAL else 0
+    return (
+        pack,
+        rule.mode == "active",
+        SEVERITY[rule.outcome],
+        rule.score,
+        rule.reason,
+        hold,
+        False,
+    )
+
+
+def fired_row(record: FiredRule) -> tuple:
+    """The decision row of a traced record (an erring one counts as ``review``)."""
+    if record.error:
+        return (record.pack, record.mode == "active", _REVIEW, 0, RULE_ERROR, 0, True)
+    hold = record.hold_hours if record.outcome is Outcome.HOLD_WITHDRAWAL else 0
+    return (
+        record.pack,
+        record.mode == "active",
+        SEVERITY[record.outcome],
+        record.score,
+        record.reason,
+        hold,
+        False,
+    )
+
+
+def _resolve(rows: list[tuple], scoring: dict[str, list]):
     """Outcome, hold hours, score and reason codes of the active rules, and the outcome
-    with the shadow rules counted too, in one pass."""
+    with the shadow rules counted too, in one pass over the fired rows."""
     active = shadow = 0
     hold = 0
     reasons: list[str] = []
     scores: dict[str, int] = {}
     shadow_scores: dict[str, int] = {}
-    for rule in fired:
-        if rule.error:
-            counted, reason = Outcome.REVIEW, RULE_ERROR
-        else:
-            counted, reason = rule.outcome, rule.reason
-            shadow_scores[rule.pack] = shadow_scores.get(rule.pack, 0) + rule.score
-        rank = SEVERITY[counted]
-        shadow = max(shadow, rank)
-        if rule.mode != "active":
+    for pack, is_active, rank, score, reason, rule_hold, error in rows:
+        if not error:
+            shadow_scores[pack] = shadow_scores.get(pack, 0) + score
+        if rank > shadow:
+            shadow = rank
+        if not is_active:
             continue
-        active = max(active, rank)
-        if not rule.error:
-            scores[rule.pack] = scores.get(rule.pack, 0) + rule.score
-            if counted is Outcome.HOLD_WITHDRAWAL:
-                hold = max(hold, rule.hold_hours)
+        if rank > active:
+            active = rank
+        if not error:
+            scores[pack] = scores.get(pack, 0) + score
+            if rule_hold > hold:
+                hold = rule_hold
         if reason not in reasons:
             reasons.append(reason)
-    outcome = _band(_OUTCOMES[active], scores, scoring, reasons)
-    shadow_outcome = _band(_OUTCOMES[shadow], shadow_scores, scoring, [])
+    outcome = _band(_OUTCOMES[active], scores, scoring, reasons) if scores else _OUTCOMES[active]
+    shadow_outcome = _OUTCOMES[shadow]
+    if shadow_scores:
+        shadow_outcome = _band(shadow_outcome, shadow_scores, scoring, [])
     if SEVERITY[outcome] > SEVERITY[shadow_outcome]:
         shadow_outcome = outcome
     return outcome, hold, sum(scores.values()), reasons, shadow_outcome
 
 
 _OUTCOMES = list(Outcome)
+_REVIEW = SEVERITY[Outcome.REVIEW]
 
 
 def assemble(
@@ -113,9 +154,11 @@ def assemble(
     accounts: list[str],
     packs: list[str],
     fired: list[FiredRule],
+    rows: list[tuple],
     scoring: dict[str, list],
 ) -> Decision:
-    """The decision over the fired rules of every evaluated pack."""
+    """The decision over the fired rules of every evaluated pack (``rows``: their decision
+    rows, in the same order)."""
     if not packs:
         return Decision(
             seq=seq,
@@ -130,7 +173,7 @@ def assemble(
             packs=[],
             fired=[],
         )
-    outcome, hold, score, reasons, shadow_outcome = _resolve(fired, scoring)
+    outcome, hold, score, reasons, shadow_outcome = _resolve(rows, scoring)
     return Decision(
         seq=seq,
         id=event_id,

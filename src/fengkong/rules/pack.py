@@ -20,6 +20,7 @@ import yaml
 
 from fengkong.model.fixed import parse_units
 from fengkong.rules import codegen
+from fengkong.rules.decide import rule_row
 from fengkong.rules.errors import PackError, Problem, ProblemCode
 from fengkong.rules.features import (
     FeatureSpec,
@@ -113,24 +114,37 @@ class PackPlan:
         namespace.update({f"L_{name}": list_views[name] for name in self.lists})
         evaluators: dict[str, Callable] = {}
         updaters: dict[str, Callable] = {}
+        tracers: dict[str, list[Callable]] = {}
+        rows: dict[str, list[tuple]] = {}
+        label = self.label
         for kind, plan in self.kinds.items():
             if plan.conditions:
                 evaluators[kind] = codegen.evaluator(
                     f"evaluate_{kind}", plan.reads, plan.conditions, namespace
                 )
+                tracers[kind] = codegen.tracers(
+                    f"trace_{kind}", label, plan.rules, plan.traces, plan.reads
+                )
+                rows[kind] = [rule_row(label, rule) for rule in plan.rules]
             if plan.updates:
                 updaters[kind] = codegen.updater(
                     f"update_{kind}", plan.update_reads, plan.updates, namespace
                 )
-        return CompiledPack(self, stores, evaluators, updaters)
+        return CompiledPack(self, stores, evaluators, updaters, tracers, rows)
 
 
 @dataclass(slots=True)
 class CompiledPack:
+    """A plan bound to its stores. Per event kind: the evaluator, the updater, one tracer per
+    rule (its ``FiredRule`` from the evaluator's values) and one decision row per rule (see
+    :func:`fengkong.rules.decide.rule_row`), all built once per loaded version."""
+
     plan: PackPlan
     stores: dict[str, KeyedWindow]
     evaluators: dict[str, Callable]
     updaters: dict[str, Callable]
+    tracers: dict[str, list[Callable]] = field(default_factory=dict)
+    rows: dict[str, list[tuple]] = field(default_factory=dict)
 
 
 class _Loader(yaml.SafeLoader):
@@ -512,7 +526,9 @@ def _update_call(spec: FeatureSpec, kind_name: str, reads: ReadTable) -> tuple[s
         field_type = fields[spec.value]
         if field_type.decimal:
             value_code = reads.read(
-                ("units", spec.value), f"units({spec.value})", f"_units(ev.{spec.value})"
+                ("units", spec.value),
+                f"units({spec.value})",
+                f"_units(ev.{spec.value}) if units is None else units[{spec.value!r}]",
             )
         else:
             value_code = f"ev.{spec.value}"
