@@ -278,3 +278,120 @@ def busy_log(fills: int, *, accounts: int = 100, seed: int = 7) -> list[Event]:
                 mark_price=f"{linear_ticks // 10}.{linear_ticks % 10}",
             )
     return log.events
+
+
+# --- pre-trade gate (appended for tests/gate and benchmarks/bench_gate.py) -------------------
+
+BTCUSDT_TIERS_2021 = [
+    ("0", "50000", "125", "0.004"),
+    ("50000", "250000", "100", "0.005"),
+    ("250000", "1000000", "50", "0.01"),
+    ("1000000", "10000000", "20", "0.025"),
+    ("10000000", "20000000", "10", "0.05"),
+    ("20000000", "50000000", "5", "0.1"),
+    ("50000000", "100000000", "4", "0.125"),
+    ("100000000", "200000000", "3", "0.15"),
+    ("200000000", "300000000", "2", "0.25"),
+    ("300000000", "500000000", "1", "0.5"),
+]
+"""Binance BTCUSDT brackets of 2021-03-18 (margin-mechanics.md §1.1): floor, cap, max
+leverage, MMR; the maintenance amounts are derived."""
+
+STALE_AFTER_MS = 600_000
+
+
+def gated_engine() -> Engine:
+    """An engine of ledger, market and gate (the gate is not in the default engine yet)."""
+    from fengkong.gate import Gate
+    from fengkong.ledger.ledger import Ledger
+    from fengkong.market.component import MarketComponent
+
+    ledger = Ledger()
+    market = MarketComponent(ledger)
+    return Engine(components=[ledger, market, Gate(ledger, market)])
+
+
+def priced(log: Log, symbol: str, price: str, *, sources: int = 3) -> None:
+    """Configure an index of ``sources`` equal quotes at ``price`` and a mark for ``symbol``."""
+    from fengkong.market.events import (
+        IndexConfigured,
+        IndexConstituent,
+        MarkConfigured,
+        PerpetualFunding,
+        SourcePrice,
+    )
+
+    index = f"{symbol}-IX"
+    names = [f"src{i}" for i in range(sources)]
+    log.make(
+        IndexConfigured,
+        index=index,
+        price_scale=2,
+        constituents=[IndexConstituent(n, "1") for n in names],
+        rule="cap",
+        limit="0.03",
+        stale_after_ms=STALE_AFTER_MS,
+        min_sources=2,
+    )
+    for name in names:
+        log.make(SourcePrice, source=name, symbol=index, price=price, time=log.ts + 1000)
+    perpetual = LISTINGS[symbol]["kind"].endswith("perpetual")
+    log.make(
+        MarkConfigured,
+        symbol=symbol,
+        index=index,
+        funding=PerpetualFunding() if perpetual else None,
+    )
+
+
+def gate_config(log: Log, symbol: str, **overrides: Any) -> Event:
+    from fengkong.gate.events import GateInstrumentConfigured, TierRow
+
+    tiers = []
+    if LISTINGS[symbol]["kind"] != "spot":
+        tiers = [
+            TierRow(floor=f, cap=c, max_leverage=lev, mmr=m) for f, c, lev, m in BTCUSDT_TIERS_2021
+        ]
+    return log.make(GateInstrumentConfigured, symbol=symbol, tiers=tiers, **overrides)
+
+
+def order(
+    log: Log,
+    order_id: str,
+    account: str,
+    symbol: str,
+    side: str,
+    qty: str,
+    price: str | None = None,
+    *,
+    action: str = "new",
+    **fields: Any,
+) -> Event:
+    from fengkong.gate.events import OrderRequest
+
+    if price is None and "order_type" not in fields:
+        fields["order_type"] = "market"
+        fields.setdefault("time_in_force", "ioc")
+    return log.make(
+        OrderRequest,
+        action=action,
+        order_id=order_id,
+        account=account,
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        price=price,
+        **fields,
+    )
+
+
+def gated_exchange(
+    prices: dict[str, str], accounts: dict[str, dict[str, str]] | None = None
+) -> Log:
+    """``exchange()`` plus, for each symbol, an index and mark at its price and gate
+    parameters (perpetuals: the 2021 BTCUSDT tiers)."""
+    log = exchange(*prices, accounts=accounts)
+    for symbol, price in prices.items():
+        priced(log, symbol, price)
+        gate_config(log, symbol)
+    return log

@@ -12,6 +12,7 @@ Every handler validates completely before its first mutation and raises
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -132,6 +133,11 @@ class Ledger:
         self._holders: dict[str, dict[tuple[str, PositionSide], Position]] = {}
         self._rates: dict[str, int] = {}
         self._clearing: dict[str, tuple[Balance, Balance]] = {}
+        self.reservations: Callable[[Fill], Sequence[tuple[str, str, int]]] | None = None
+        """Hook of the pre-trade gate: for a fill naming gated orders, the exact
+        ``(account, asset, amount)`` to move from locked to free so the fill can spend what
+        those orders reserved. Applied only if the fill is accepted (see :meth:`_fill_releasing`).
+        Not state: the owner re-registers it when it is built."""
 
     # --- engine component protocol ------------------------------------------------------
 
@@ -389,6 +395,8 @@ class Ledger:
     # --- fills -------------------------------------------------------------------------
 
     def _on_fill(self, event: Fill) -> list[Output]:
+        if event.buy_order_id is not None or event.sell_order_id is not None:
+            return self._fill_releasing(event)
         book = self._books.get(event.symbol)
         if book is None:
             raise _reject(RejectReason.UNKNOWN_INSTRUMENT, "symbol", event.symbol)
@@ -471,6 +479,26 @@ class Ledger:
         self._apply_leg(buy, event.symbol, settle, clearing)
         self._apply_leg(sell, event.symbol, settle, clearing)
         return []
+
+    def _fill_releasing(self, event: Fill) -> list[Output]:
+        """A fill naming gated orders: release what ``reservations`` says those orders hold
+        for it (locked -> free), apply the fill as if it named none, and put the reservation
+        back exactly if the fill is refused, so a refused fill changes nothing."""
+        releases = () if self.reservations is None else self.reservations(event)
+        for account_id, asset, amount in releases:
+            balance = self._existing_balance(account_id, asset)
+            if amount <= 0 or balance is None or balance.locked < amount:
+                raise _reject(RejectReason.INSUFFICIENT_BALANCE, "locked", amount, asset)
+        for account_id, asset, amount in releases:
+            self.unlock(account_id, asset, amount)
+        try:
+            return self._on_fill(
+                msgspec.structs.replace(event, buy_order_id=None, sell_order_id=None)
+            )
+        except RejectError:
+            for account_id, asset, amount in releases:
+                self.lock(account_id, asset, amount)
+            raise
 
     def _clearing_wallets(self, asset: str) -> tuple[Balance, Balance]:
         """The fee and settlement accounts' balances of ``asset``, resolved once."""

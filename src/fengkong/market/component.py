@@ -68,7 +68,8 @@ def _number(text: str, scale: int, field: str, minimum: int | None = None) -> in
 
 class _Index:
     __slots__ = (
-        "config", "limit", "marks", "quotes", "result_price", "result_text", "status", "weights",
+        "config", "fresh_until", "healthy", "limit", "marks", "quotes", "result_price",
+        "result_text", "status", "weights",
     )  # fmt: skip
 
     def __init__(self, config: IndexConfigured) -> None:
@@ -83,6 +84,8 @@ class _Index:
         self.result_price: int | None = None
         self.result_text: str | None = None  # result_price formatted at the index scale
         self.status = IndexStatus.STALE_NO_SOURCES
+        self.healthy: tuple[str, ...] = ()
+        self.fresh_until: int | None = None  # lazily computed by MarketComponent.mark_status
 
 
 class _Mark:
@@ -174,6 +177,31 @@ class MarketComponent:
         if mark is None or mark.stale or mark.mark is None:
             return None
         return mark.mark // mark.to_index
+
+    def mark_status(self, symbol: str, now: int) -> tuple[int | None, str, int]:
+        """``(mark, "ok", fresh_until)`` when ``symbol``'s mark is usable at event time ``now``
+        (and stays so through ``fresh_until`` unless an event changes it), else
+        ``(None, why, 0)``: ``"missing"`` (no mark configured or computed yet), ``"stale"`` (its
+        index was below quorum at the last evaluation) or ``"index_stale"`` (no event has
+        re-evaluated the index since, but by ``now`` fewer than ``min_sources`` of the sources
+        that made it healthy are still fresh). For consumers that must fail closed (the gate).
+        """
+        mark = self._marks.get(symbol)
+        if mark is None or mark.mark is None:
+            return None, "missing", 0
+        if mark.stale:
+            return None, "stale", 0
+        index = self._indexes[mark.config.index]
+        fresh_until = index.fresh_until
+        if fresh_until is None:
+            config = index.config
+            times = sorted((index.quotes[s].time for s in index.healthy), reverse=True)
+            if len(times) < config.min_sources:
+                return None, "index_stale", 0
+            fresh_until = index.fresh_until = times[config.min_sources - 1] + config.stale_after_ms
+        if now > fresh_until:
+            return None, "index_stale", 0
+        return mark.mark // mark.to_index, "ok", fresh_until
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -401,6 +429,8 @@ class MarketComponent:
             index.result_price = result.price
             index.result_text = format_units(result.price, c.price_scale)
         index.status = result.status
+        index.healthy = result.healthy
+        index.fresh_until = None
         outputs: list[Output] = []
         if event is None:
             return outputs

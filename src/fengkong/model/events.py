@@ -240,6 +240,11 @@ class Fill(Event, tag=True):
     is a rebate and may not exceed the taker rate). Spot fees are charged in the quote asset;
     derivative fees in the settlement asset. In hedge mode the position sides say which leg
     each party opens or closes.
+
+    ``buy_order_id`` / ``sell_order_id`` name the orders the fill executes, when they went
+    through the pre-trade gate: the gate then releases the part of their reservation the fill
+    consumes (the ledger's ``reservations`` hook). ``None`` (a fill of no gated order, and
+    every log written before these fields existed) changes nothing.
     """
 
     symbol: str
@@ -252,6 +257,8 @@ class Fill(Event, tag=True):
     taker_fee_rate: str = "0"
     buyer_position_side: PositionSide = PositionSide.BOTH
     seller_position_side: PositionSide = PositionSide.BOTH
+    buy_order_id: str | None = None
+    sell_order_id: str | None = None
 
 
 @register_event

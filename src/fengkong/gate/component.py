@@ -1,0 +1,772 @@
+"""The pre-trade gate: every order request decided before it reaches the book, fail closed.
+
+Checks run cheapest first and stop at the first failure (docs/gate.md has the table):
+
+1. trading state: platform HALTED; account known and not HALTED; instrument listed, configured
+   for the gate, not HALTED, trading and not expired; CANCEL_ONLY at any scope;
+2. the request's shape: side, type, time in force and position side; quantity and price
+   numbers, tick and lot multiples, min / max quantity;
+3. the mark: present, not flagged stale, its index still fresh at the request's time; a limit
+   price within the band around the mark, a market order margined at the mark moved by the
+   maximum slippage; min / max notional;
+4. reduce-only (flag or REDUCE_ONLY state) cannot increase exposure;
+5. open-order count, the account's token bucket (event time), position limit and open-interest
+   cap, leverage within the bracket maximum of the resulting notional;
+6. margin: derivative order margin (initial margin at the order's price + open loss against the
+   mark) within available margin; spot: the free balance covers what the order locks.
+
+A refusal is an :class:`~fengkong.gate.events.OrderRejected` output and changes nothing.
+
+Reservations. Derivative order margin is gate state: per account and settlement asset the sum
+of its open cross orders' margin, per isolated position that of its orders; available margin
+is, as Binance computes it, ``wallet + UPNL − positions' IM − orders' margin`` (cross) or
+``isolated margin + UPNL − IM − orders' margin`` (isolated). Spot orders lock the ledger
+balance (``Ledger.lock``) — quote ``notional × (1 + fee_reserve)`` for a buy, base for a sell —
+and unlock what is left on cancel or expiry. A fill naming an order consumes ``reserved ×
+filled / remaining`` (rounded down; the last fill takes the rest): for spot orders the ledger
+moves exactly that from locked to free just before it applies the fill (its ``reservations``
+hook); the gate, observing the accepted fill, reduces the order by the same amount.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from fengkong.engine.component import RejectError
+from fengkong.gate.events import (
+    DoneReason,
+    GateConfigured,
+    GateInstrumentConfigured,
+    OrderAccepted,
+    OrderAction,
+    OrderDone,
+    OrderRejected,
+    OrderRejectReason,
+    OrderRequest,
+    SetLeverage,
+    SetTradingState,
+    TradingScope,
+    TradingState,
+)
+from fengkong.gate.rules import InstrumentRules, resolve_rules
+from fengkong.ledger.contracts import RATE_SCALE
+from fengkong.margin.contract import initial_margin, notional, order_margin, unrealized_pnl
+from fengkong.market.events import (
+    BookTop,
+    FundingDue,
+    IndexConfigured,
+    MarkConfigured,
+    SourcePrice,
+)
+from fengkong.model.enums import (
+    InstrumentStatus,
+    MarginMode,
+    OrderType,
+    PositionMode,
+    PositionSide,
+    TimeInForce,
+)
+from fengkong.model.events import Fill, Output, RejectReason, Settlement
+from fengkong.model.fixed import FixedPointError, parse_units
+
+__all__ = ["Gate"]
+
+R = OrderRejectReason
+_ONE = 10**RATE_SCALE
+_MILLI = 1000  # token bucket counts thousandths of a request
+_FOREVER = 1 << 62
+_SIGN = {"buy": 1, "sell": -1}
+_LIMIT, _MARKET = OrderType.LIMIT, OrderType.MARKET
+_TIFS = frozenset(TimeInForce)
+_MARKET_TIFS = frozenset({TimeInForce.IOC, TimeInForce.FOK})
+_POST_ONLY = TimeInForce.POST_ONLY
+_BOTH, _LONG, _SHORT = PositionSide.BOTH, PositionSide.LONG, PositionSide.SHORT
+_CROSS = MarginMode.CROSS
+_HEDGE = PositionMode.HEDGE
+_TRADING, _HALTED_LISTING = InstrumentStatus.TRADING, InstrumentStatus.HALTED
+_ACTIVE = TradingState.ACTIVE
+_REDUCE_ONLY = TradingState.REDUCE_ONLY
+_CANCEL_ONLY = TradingState.CANCEL_ONLY
+_HALTED = TradingState.HALTED
+_RANK = {state: i for i, state in enumerate(TradingState)}
+_MARK_REASONS = {"missing": R.MARK_MISSING, "stale": R.MARK_STALE, "index_stale": R.INDEX_STALE}
+
+
+class Refusal(Exception):
+    """Raised inside a decision; becomes an :class:`OrderRejected` output."""
+
+    __slots__ = ("field", "message", "reason", "value")
+
+    def __init__(self, reason: OrderRejectReason, field: str, value: object, message: str = ""):
+        super().__init__(reason.value)
+        self.reason = reason
+        self.field = field
+        self.value = value
+        self.message = message
+
+
+class GateOrder(msgspec.Struct, gc=False):
+    """An open order as the gate holds it: ``qty`` signed remaining contracts; ``reserved``
+    units of ``asset`` (gate-held margin for derivatives, a ledger lock for spot)."""
+
+    order_id: str
+    account: str
+    symbol: str
+    position_side: PositionSide
+    qty: int
+    price: int
+    reduce_only: bool
+    spot: bool
+    isolated: bool
+    asset: str
+    reserved: int
+
+
+class _Book:
+    """Derived per-account aggregates of its open orders (rebuilt on restore)."""
+
+    __slots__ = ("count", "margin", "open_qty")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.margin: dict[Any, int] = {}  # asset (cross) or (symbol, side) (isolated) -> units
+        self.open_qty: dict[tuple[str, PositionSide, int], int] = {}  # (sym, leg, sign) -> qty
+
+
+def release_share(order: GateOrder, filled: int) -> int:
+    """Units of the reservation a fill of ``filled`` contracts consumes: ``reserved × filled /
+    remaining`` rounded down, everything on the last fill."""
+    remaining = order.qty if order.qty > 0 else -order.qty
+    if filled >= remaining:
+        return order.reserved
+    return order.reserved * filled // remaining
+
+
+class Gate:
+    """Engine component owning order requests, order completion and the gate's settings."""
+
+    name = "gate"
+
+    def __init__(self, ledger: Any, market: Any) -> None:
+        self.ledger = ledger
+        self.market = market
+        ledger.reservations = self._reservations
+        self.settings = GateConfigured(seq=0, id="default", ts=0)
+        self.rules: dict[str, InstrumentRules] = {}
+        self.states: dict[tuple[str, str], TradingState] = {}
+        self.platform_state = _ACTIVE
+        self.leverage: dict[tuple[str, str], int] = {}
+        self.orders: dict[str, GateOrder] = {}
+        self.buckets: dict[str, tuple[int, int]] = {}  # account -> (milli-tokens, last ts)
+        self._books: dict[str, _Book] = {}
+        self._long: dict[str, dict[str, int]] = {}  # symbol -> account -> long contracts
+        self._open_interest: dict[str, int] = {}
+        self._epoch = 0
+        self._surplus: dict[tuple[str, str], tuple[int, int, int]] = {}
+
+    # --- engine component protocol --------------------------------------------------------
+
+    def handlers(self) -> dict[type, Any]:
+        return {
+            OrderRequest: self._on_request,
+            OrderDone: self._on_done,
+            GateConfigured: self._on_configured,
+            GateInstrumentConfigured: self._on_instrument_configured,
+            SetLeverage: self._on_set_leverage,
+            SetTradingState: self._on_set_trading_state,
+        }
+
+    def observers(self) -> dict[type, Any]:
+        bump = self._bump
+        return {
+            Fill: self._on_fill,
+            Settlement: self._on_settlement,
+            SourcePrice: bump,
+            BookTop: bump,
+            IndexConfigured: bump,
+            MarkConfigured: bump,
+            FundingDue: bump,
+        }
+
+    def canonical_state(self) -> dict[str, Any]:
+        return {
+            "settings": [self.settings.max_open_orders, self.settings.rate_capacity,
+                         self.settings.rate_per_second],
+            "platform": self.platform_state.value,
+            "states": sorted([sc, target, s.value] for (sc, target), s in self.states.items()),
+            "instruments": [self.rules[s].config for s in sorted(self.rules)],
+            "leverage": sorted([a, s, x] for (a, s), x in self.leverage.items()),
+            "orders": [self.orders[o] for o in sorted(self.orders)],
+            "buckets": sorted([a, t, ts] for a, (t, ts) in self.buckets.items()),
+        }  # fmt: skip
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        self.__init__(self.ledger, self.market)
+        max_open, capacity, per_second = data["settings"]
+        self.settings = GateConfigured(
+            seq=0, id="restored", ts=0, max_open_orders=max_open, rate_capacity=capacity,
+            rate_per_second=per_second,
+        )  # fmt: skip
+        self.platform_state = TradingState(data["platform"])
+        self.states = {(scope, target): TradingState(s) for scope, target, s in data["states"]}
+        for raw in data["instruments"]:
+            self._install(msgspec.convert(raw, GateInstrumentConfigured))
+        self.leverage = {(a, s): x for a, s, x in data["leverage"]}
+        for raw in data["orders"]:
+            order = msgspec.convert(raw, GateOrder)
+            self.orders[order.order_id] = order
+            self._add_to_book(order)
+        self.buckets = {a: (t, ts) for a, t, ts in data["buckets"]}
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def available_margin(self, account_id: str, asset: str, now: int) -> int:
+        """Cross available margin: ``wallet + UPNL − positions' IM − open orders' margin``."""
+        account = self.ledger.accounts[account_id]
+        balance = account.balances.get(asset)
+        wallet = balance.free if balance is not None else 0
+        book = self._books.get(account_id)
+        used = book.margin.get(asset, 0) if book is not None else 0
+        return wallet + self._cross_surplus(account, asset, now) - used
+
+    def open_interest(self, symbol: str) -> int:
+        return self._open_interest.get(symbol, 0)
+
+    # --- order requests --------------------------------------------------------------------
+
+    def _on_request(self, event: OrderRequest) -> list[Output]:
+        try:
+            if event.action == OrderAction.NEW:
+                return self._new(event, None)
+            if event.action == OrderAction.CANCEL:
+                return self._cancel(event)
+            if event.action == OrderAction.REPLACE:
+                order = self.orders.get(event.order_id)
+                if order is None or order.account != event.account or order.symbol != event.symbol:
+                    raise Refusal(R.UNKNOWN_ORDER, "order_id", event.order_id)
+                return self._new(event, order)
+            raise Refusal(R.INVALID_ORDER, "action", event.action)
+        except Refusal as refusal:
+            return [
+                OrderRejected(
+                    seq=event.seq, id=event.id, order_id=event.order_id, action=event.action,
+                    reason=refusal.reason, field=refusal.field, value=str(refusal.value),
+                    message=refusal.message,
+                )
+            ]  # fmt: skip
+
+    def _state_of(self, account_id: str, symbol: str) -> tuple[TradingState, str]:
+        """The most restrictive trading state of platform, instrument and account."""
+        state, scope = self.platform_state, "platform"
+        states = self.states
+        if states:
+            for key in (("instrument", symbol), ("account", account_id)):
+                found = states.get(key)
+                if found is not None and _RANK[found] > _RANK[state]:
+                    state, scope = found, key[0]
+        return state, scope
+
+    def _gatekeeping(self, event: OrderRequest) -> tuple[Any, InstrumentRules, Any, TradingState,
+                                                         str]:  # fmt: skip
+        """Trading state, account and instrument (steps 1 of the module docstring)."""
+        if self.platform_state is _HALTED:
+            raise Refusal(R.PLATFORM_HALTED, "platform", "halted")
+        account = self.ledger.accounts.get(event.account)
+        if account is None:
+            raise Refusal(R.UNKNOWN_ACCOUNT, "account", event.account)
+        state, scope = self._state_of(event.account, event.symbol)
+        if state is _HALTED and scope == "account":
+            raise Refusal(R.ACCOUNT_HALTED, "account", event.account)
+        instrument = self.ledger.instruments.get(event.symbol)
+        if instrument is None:
+            raise Refusal(R.UNKNOWN_INSTRUMENT, "symbol", event.symbol)
+        rules = self.rules.get(event.symbol)
+        if rules is None:
+            raise Refusal(R.INSTRUMENT_NOT_CONFIGURED, "symbol", event.symbol)
+        if state is _HALTED or instrument.status is _HALTED_LISTING:
+            raise Refusal(R.INSTRUMENT_HALTED, "symbol", event.symbol)
+        if instrument.status is not _TRADING:
+            raise Refusal(R.INSTRUMENT_NOT_TRADING, "symbol", event.symbol, instrument.status)
+        if instrument.expiry is not None and event.ts >= instrument.expiry:
+            raise Refusal(R.INSTRUMENT_EXPIRED, "symbol", event.symbol, instrument.expiry)
+        return account, rules, instrument, state, scope
+
+    def _cancel(self, event: OrderRequest) -> list[Output]:
+        self._gatekeeping(event)
+        order = self.orders.get(event.order_id)
+        if order is None or order.account != event.account or order.symbol != event.symbol:
+            raise Refusal(R.UNKNOWN_ORDER, "order_id", event.order_id)
+        return [
+            OrderAccepted(seq=event.seq, id=event.id, order_id=event.order_id,
+                          action=event.action, asset=order.asset, reserved=0)
+        ]  # fmt: skip
+
+    def _new(self, event: OrderRequest, replacing: GateOrder | None) -> list[Output]:
+        account, rules, instrument, state, scope = self._gatekeeping(event)
+        if state is _CANCEL_ONLY:
+            raise Refusal(R.CANCEL_ONLY, scope, event.symbol)
+        if replacing is None and event.order_id in self.orders:
+            raise Refusal(R.DUPLICATE_ORDER_ID, "order_id", event.order_id)
+        # --- shape ---
+        sign = _SIGN.get(event.side)
+        if sign is None:
+            raise Refusal(R.INVALID_ORDER, "side", event.side)
+        kind = event.order_type
+        tif = event.time_in_force
+        if tif not in _TIFS:
+            raise Refusal(R.INVALID_ORDER, "time_in_force", tif)
+        if kind == _LIMIT:
+            if event.price is None:
+                raise Refusal(R.INVALID_ORDER, "price", None, "a limit order needs a price")
+        elif kind == _MARKET:
+            if event.price is not None:
+                raise Refusal(R.INVALID_ORDER, "price", event.price, "a market order has none")
+            if tif not in _MARKET_TIFS:
+                raise Refusal(R.INVALID_ORDER, "time_in_force", tif, "market orders: ioc, fok")
+        else:
+            raise Refusal(R.INVALID_ORDER, "order_type", kind)
+        leg = event.position_side
+        hedge = account.position_mode is _HEDGE and not rules.spot
+        if (leg == _BOTH) == hedge or leg not in (_BOTH, _LONG, _SHORT):
+            raise Refusal(R.INVALID_ORDER, "position_side", leg, "does not fit the position mode")
+        math = rules.math
+        qty = math.parsed_qtys.get(event.qty)
+        if qty is None:
+            qty = math.remember_qty(event.qty, _number(event.qty, math.qty_scale, "qty"))
+        if qty % instrument.lot_size:
+            raise Refusal(R.QTY_OFF_LOT, "qty", event.qty)
+        if qty < instrument.min_qty:
+            raise Refusal(R.QTY_BELOW_MIN, "qty", event.qty)
+        if qty > instrument.max_qty:
+            raise Refusal(R.QTY_ABOVE_MAX, "qty", event.qty)
+        price = 0
+        if event.price is not None:
+            price = math.parsed_prices.get(event.price)
+            if price is None:
+                price = math.remember_price(
+                    event.price, _number(event.price, math.price_scale, "price")
+                )
+            if price % instrument.tick_size:
+                raise Refusal(R.PRICE_OFF_TICK, "price", event.price)
+        # --- mark, band, notional ---
+        mark, why, _until = self.market.mark_status(event.symbol, event.ts)
+        if mark is None:
+            raise Refusal(_MARK_REASONS[why], "symbol", event.symbol)
+        tick = instrument.tick_size
+        if kind == _LIMIT:
+            gap = price - mark if price > mark else mark - price
+            if gap * _ONE > rules.band * mark:
+                raise Refusal(R.PRICE_OUTSIDE_BAND, "price", event.price, f"mark {mark}")
+        else:  # market: margined at the worst price its slippage protection allows
+            move = mark * rules.slippage
+            if sign > 0:
+                price = -((-(mark * _ONE + move)) // (_ONE * tick)) * tick
+            else:
+                price = max((mark * _ONE - move) // (_ONE * tick) * tick, tick)
+        size = notional(math, qty, price)
+        if size < instrument.min_notional:
+            raise Refusal(R.NOTIONAL_BELOW_MIN, "qty", event.qty, f"notional {size}")
+        if rules.max_notional is not None and size > rules.max_notional:
+            raise Refusal(R.NOTIONAL_ABOVE_MAX, "qty", event.qty, f"notional {size}")
+        # --- reduce-only, counts, rate ---
+        signed = sign * qty
+        book = self._books.get(event.account)
+        if rules.spot:
+            if event.reduce_only:
+                raise Refusal(R.REDUCE_ONLY_INCREASES, "reduce_only", True, "spot has no position")
+            if state is _REDUCE_ONLY:
+                raise Refusal(R.REDUCE_ONLY_STATE, scope, event.symbol)
+            position_qty = 0
+        else:
+            position = account.positions.get((event.symbol, leg))
+            position_qty = position.qty if position is not None else 0
+            reduces = position_qty * signed < 0 and qty <= abs(position_qty)
+            if event.reduce_only and not reduces:
+                raise Refusal(
+                    R.REDUCE_ONLY_INCREASES, "reduce_only", True, f"position {position_qty}"
+                )
+            if state is _REDUCE_ONLY and not reduces:
+                raise Refusal(R.REDUCE_ONLY_STATE, scope, event.symbol)
+        count = book.count if book is not None else 0
+        if replacing is not None:
+            count -= 1
+        if count >= self.settings.max_open_orders:
+            raise Refusal(R.TOO_MANY_OPEN_ORDERS, "account", event.account, f"{count} open")
+        tokens = self._tokens(event.account, event.ts)
+        if tokens < _MILLI:
+            raise Refusal(R.RATE_LIMITED, "account", event.account)
+        if rules.spot:
+            return self._accept_spot(event, rules, instrument, account, signed, price, replacing,
+                                     tokens)  # fmt: skip
+        # --- exposure: position limit, open interest, tier leverage ---
+        same_side = book.open_qty.get((event.symbol, leg, sign), 0) if book is not None else 0
+        if replacing is not None and replacing.qty * sign > 0:
+            same_side -= abs(replacing.qty)
+        exposure = abs(position_qty + sign * (same_side + qty))
+        reduce_only = event.reduce_only
+        if not reduce_only:
+            if rules.position_limit is not None and exposure > rules.position_limit:
+                raise Refusal(R.POSITION_LIMIT, "qty", event.qty, f"exposure {exposure}")
+            if rules.oi_cap is not None:
+                opening = max(0, abs(position_qty + signed) - abs(position_qty))
+                if self._open_interest.get(event.symbol, 0) + opening > rules.oi_cap:
+                    raise Refusal(R.OPEN_INTEREST_CAP, "qty", event.qty)
+            tiers = rules.tiers
+            tier = tiers.tier_for(notional(math, exposure, price if price > mark else mark))
+            if tier is None:
+                raise Refusal(R.NOTIONAL_BEYOND_TIERS, "qty", event.qty, f"exposure {exposure}")
+            leverage = self.leverage.get((event.account, event.symbol), rules.default_leverage)
+            if leverage > tier.max_leverage:
+                raise Refusal(R.LEVERAGE_EXCEEDS_TIER, "leverage", leverage,
+                              f"bracket maximum {tier.max_leverage}")  # fmt: skip
+            margin = order_margin(math, signed, price, mark, leverage)
+        else:
+            margin = 0
+        # --- margin ---
+        isolated = account.margin_modes.get(event.symbol, _CROSS) is not _CROSS
+        settle = rules.settle
+        if margin:
+            key: Any = (event.symbol, leg) if isolated else settle
+            used = book.margin.get(key, 0) if book is not None else 0
+            if replacing is not None:
+                used -= replacing.reserved
+            if isolated:
+                available = self._isolated_available(account, event.symbol, leg, mark, rules) - used
+            else:
+                balance = account.balances.get(settle)
+                wallet = balance.free if balance is not None else 0
+                available = wallet + self._cross_surplus(account, settle, event.ts) - used
+            if margin > available:
+                raise Refusal(R.INSUFFICIENT_MARGIN, "qty", event.qty,
+                              f"margin {margin} > available {available}")  # fmt: skip
+        # --- accept: nothing below may fail ---
+        order = GateOrder(
+            order_id=event.order_id, account=event.account, symbol=event.symbol,
+            position_side=leg, qty=signed, price=price, reduce_only=reduce_only, spot=False,
+            isolated=isolated, asset=settle, reserved=margin,
+        )  # fmt: skip
+        self._commit(event, order, replacing, tokens)
+        return [
+            OrderAccepted(seq=event.seq, id=event.id, order_id=event.order_id,
+                          action=event.action, asset=settle, reserved=margin)
+        ]  # fmt: skip
+
+    def _accept_spot(
+        self, event: OrderRequest, rules: InstrumentRules, instrument: Any, account: Any,
+        signed: int, price: int, replacing: GateOrder | None, tokens: int,
+    ) -> list[Output]:  # fmt: skip
+        """Spot: lock quote (buy, notional × (1 + fee reserve), rounded up) or base (sell),
+        out of the free balance less what cross derivatives in that asset rely on (their
+        ``used − (UPNL − IM)`` when positive), so that no available margin turns negative."""
+        qty = signed if signed > 0 else -signed
+        if signed > 0:
+            asset = instrument.quote
+            amount = rules.math.charge(qty, price, _ONE + rules.fee_reserve)
+        else:
+            asset = instrument.base
+            amount = qty * rules.base_per_qty
+        balance = account.balances.get(asset)
+        free = balance.free if balance is not None else 0
+        book = self._books.get(event.account)
+        used = book.margin.get(asset, 0) if book is not None else 0
+        shortfall = self._cross_surplus(account, asset, event.ts) - used
+        if shortfall < 0:  # cross derivatives already rely on part of the free balance
+            free += shortfall
+        if replacing is not None and replacing.asset == asset:
+            free += replacing.reserved
+        if amount > free:
+            raise Refusal(R.INSUFFICIENT_BALANCE, "qty", event.qty, f"{asset} {amount} > {free}")
+        if replacing is not None and replacing.reserved:
+            self.ledger.unlock(replacing.account, replacing.asset, replacing.reserved)
+        self.ledger.lock(event.account, asset, amount)
+        order = GateOrder(
+            order_id=event.order_id, account=event.account, symbol=event.symbol,
+            position_side=_BOTH, qty=signed, price=price, reduce_only=False, spot=True,
+            isolated=False, asset=asset, reserved=amount,
+        )  # fmt: skip
+        self._commit(event, order, replacing, tokens)
+        return [
+            OrderAccepted(seq=event.seq, id=event.id, order_id=event.order_id,
+                          action=event.action, asset=asset, reserved=amount)
+        ]  # fmt: skip
+
+    def _commit(
+        self, event: OrderRequest, order: GateOrder, replacing: GateOrder | None, tokens: int
+    ) -> None:
+        if replacing is not None:
+            self._remove_from_book(replacing)
+        self.orders[order.order_id] = order
+        self._add_to_book(order)
+        self.buckets[event.account] = (tokens - _MILLI, event.ts)
+
+    # --- margin helpers --------------------------------------------------------------------
+
+    def _tokens(self, account_id: str, now: int) -> int:
+        """Milli-tokens in the account's bucket at event time ``now`` (refilled lazily)."""
+        settings = self.settings
+        capacity = settings.rate_capacity * _MILLI
+        bucket = self.buckets.get(account_id)
+        if bucket is None:
+            return capacity
+        tokens, last = bucket
+        elapsed = now - last if now > last else 0
+        tokens += elapsed * settings.rate_per_second  # tokens/s == milli-tokens/ms
+        return tokens if tokens < capacity else capacity
+
+    def _cross_surplus(self, account: Any, asset: str, now: int) -> int:
+        """``Σ UPNL − Σ IM`` over the account's cross positions settled in ``asset``, at their
+        marks. Cached until an event that can move a mark or a position (epoch) or until the
+        first of those marks' indexes could age out (``fresh_until``)."""
+        key = (account.id, asset)
+        cached = self._surplus.get(key)
+        if cached is not None and cached[0] == self._epoch and now <= cached[1]:
+            return cached[2]
+        total = 0
+        valid_until = _FOREVER
+        for (symbol, _leg), position in account.positions.items():
+            if not position.qty or position.margin_mode is not _CROSS:
+                continue
+            rules = self.rules.get(symbol)
+            math = self.ledger.contract_math(symbol)
+            if self.ledger.instruments[symbol].settle != asset:
+                continue
+            mark, why, fresh_until = self.market.mark_status(symbol, now)
+            if mark is None:
+                raise Refusal(_MARK_REASONS[why], "position", symbol)
+            if fresh_until < valid_until:
+                valid_until = fresh_until
+            leverage = (
+                self.leverage.get((account.id, symbol), rules.default_leverage)
+                if rules is not None
+                else 1
+            )
+            total += unrealized_pnl(math, position.qty, position.entry_value, mark)
+            total -= initial_margin(notional(math, position.qty, mark), leverage)
+        self._surplus[key] = (self._epoch, valid_until, total)
+        return total
+
+    def _isolated_available(
+        self, account: Any, symbol: str, leg: PositionSide, mark: int, rules: InstrumentRules
+    ) -> int:
+        """The isolated position's margin + UPNL − IM (before its orders' margin)."""
+        position = account.positions.get((symbol, leg))
+        if position is None:
+            return 0
+        math = rules.math
+        leverage = self.leverage.get((account.id, symbol), rules.default_leverage)
+        return (
+            position.isolated_margin
+            + unrealized_pnl(math, position.qty, position.entry_value, mark)
+            - initial_margin(notional(math, position.qty, mark), leverage)
+        )
+
+    # --- books -----------------------------------------------------------------------------
+
+    def _add_to_book(self, order: GateOrder) -> None:
+        book = self._books.get(order.account)
+        if book is None:
+            book = self._books[order.account] = _Book()
+        book.count += 1
+        key = (order.symbol, order.position_side, 1 if order.qty > 0 else -1)
+        book.open_qty[key] = book.open_qty.get(key, 0) + abs(order.qty)
+        if not order.spot and order.reserved:
+            margin_key = (order.symbol, order.position_side) if order.isolated else order.asset
+            book.margin[margin_key] = book.margin.get(margin_key, 0) + order.reserved
+
+    def _remove_from_book(self, order: GateOrder) -> None:
+        book = self._books[order.account]
+        book.count -= 1
+        key = (order.symbol, order.position_side, 1 if order.qty > 0 else -1)
+        left = book.open_qty[key] - abs(order.qty)
+        if left:
+            book.open_qty[key] = left
+        else:
+            del book.open_qty[key]
+        if not order.spot and order.reserved:
+            margin_key = (order.symbol, order.position_side) if order.isolated else order.asset
+            left = book.margin[margin_key] - order.reserved
+            if left:
+                book.margin[margin_key] = left
+            else:
+                del book.margin[margin_key]
+        if not book.count:
+            del self._books[order.account]
+
+    # --- completion and fills --------------------------------------------------------------
+
+    def _on_done(self, event: OrderDone) -> list[Output]:
+        order = self.orders.get(event.order_id)
+        if order is None:
+            raise RejectError(
+                RejectReason.NOT_APPLICABLE, "order_id", event.order_id, "no such order"
+            )
+        if event.reason not in tuple(DoneReason):
+            raise RejectError(RejectReason.INVALID_PARAMETER, "reason", event.reason, "")
+        if order.spot and order.reserved:
+            self.ledger.unlock(order.account, order.asset, order.reserved)
+        self._remove_from_book(order)
+        del self.orders[event.order_id]
+        return []
+
+    def _filled_orders(self, event: Fill) -> list[tuple[GateOrder, int]]:
+        """The gated orders a fill names, with its quantity (contracts); pure."""
+        found = []
+        for order_id, account_id, sign in (
+            (event.buy_order_id, event.buyer, 1),
+            (event.sell_order_id, event.seller, -1),
+        ):
+            if order_id is None:
+                continue
+            order = self.orders.get(order_id)
+            if (
+                order is None
+                or order.account != account_id
+                or order.symbol != event.symbol
+                or order.qty * sign <= 0
+            ):
+                continue
+            rules = self.rules.get(order.symbol)
+            if rules is None:
+                continue
+            try:
+                filled = parse_units(event.qty, rules.math.qty_scale, field="qty", minimum=1)
+            except FixedPointError:
+                return []
+            found.append((order, filled))
+        return found
+
+    def _reservations(self, event: Fill) -> list[tuple[str, str, int]]:
+        """The ledger's hook: locked units the fill consumes from the spot orders it names."""
+        releases = []
+        for order, filled in self._filled_orders(event):
+            if order.spot:
+                amount = release_share(order, filled)
+                if amount:
+                    releases.append((order.account, order.asset, amount))
+        return releases
+
+    def _on_fill(self, event: Fill) -> None:
+        self._epoch += 1
+        for order, filled in self._filled_orders(event):
+            released = release_share(order, filled)
+            self._remove_from_book(order)
+            remaining = abs(order.qty) - min(filled, abs(order.qty))
+            order.qty = remaining if order.qty > 0 else -remaining
+            order.reserved -= released
+            self._add_to_book(order)
+        self._track_open_interest(event.symbol, event.buyer)
+        self._track_open_interest(event.symbol, event.seller)
+
+    def _track_open_interest(self, symbol: str, account_id: str) -> None:
+        account = self.ledger.accounts.get(account_id)
+        if account is None:
+            return
+        held = 0
+        for leg in (_BOTH, _LONG):
+            position = account.positions.get((symbol, leg))
+            if position is not None and position.qty > 0:
+                held += position.qty
+        longs = self._long.setdefault(symbol, {})
+        before = longs.get(account_id, 0)
+        if held:
+            longs[account_id] = held
+        elif before:
+            del longs[account_id]
+        self._open_interest[symbol] = self._open_interest.get(symbol, 0) + held - before
+
+    def _on_settlement(self, event: Settlement) -> None:
+        self._epoch += 1
+        self._long.pop(event.symbol, None)
+        self._open_interest.pop(event.symbol, None)
+
+    def _bump(self, _event: Any) -> None:
+        self._epoch += 1
+
+    # --- admin -----------------------------------------------------------------------------
+
+    def _on_configured(self, event: GateConfigured) -> list[Output]:
+        for field in ("max_open_orders", "rate_capacity", "rate_per_second"):
+            value = getattr(event, field)
+            if type(value) is not int or value < 1:
+                raise RejectError(RejectReason.INVALID_PARAMETER, field, value, "must be >= 1")
+        self.settings = event
+        return []
+
+    def _on_instrument_configured(self, event: GateInstrumentConfigured) -> list[Output]:
+        if event.symbol not in self.ledger.instruments:
+            raise RejectError(RejectReason.UNKNOWN_INSTRUMENT, "symbol", event.symbol, "")
+        self._install(event)
+        return []
+
+    def _install(self, config: GateInstrumentConfigured) -> None:
+        ledger = self.ledger
+        instrument = ledger.instruments[config.symbol]
+        self.rules[config.symbol] = resolve_rules(
+            config,
+            instrument,
+            ledger.contract_math(config.symbol),
+            ledger.assets[instrument.settle].scale,
+            ledger.assets[instrument.base].scale,
+        )
+        if config.symbol not in self._open_interest:
+            for (account_id, _leg), _position in list(ledger.holders(config.symbol).items()):
+                self._track_open_interest(config.symbol, account_id)
+        self._epoch += 1
+
+    def _on_set_leverage(self, event: SetLeverage) -> list[Output]:
+        account = self.ledger.accounts.get(event.account)
+        if account is None:
+            raise RejectError(RejectReason.UNKNOWN_ACCOUNT, "account", event.account, "")
+        rules = self.rules.get(event.symbol)
+        if rules is None or rules.tiers is None:
+            raise RejectError(RejectReason.NOT_APPLICABLE, "symbol", event.symbol, "no tiers")
+        if type(event.leverage) is not int or event.leverage < 1:
+            raise RejectError(RejectReason.INVALID_PARAMETER, "leverage", event.leverage, ">= 1")
+        mark, _why, _until = self.market.mark_status(event.symbol, event.ts)
+        exposure = 0
+        for leg in (_BOTH, _LONG, _SHORT):
+            position = account.positions.get((event.symbol, leg))
+            if position is not None:
+                exposure = max(exposure, abs(position.qty))
+        maximum = rules.tiers.tiers[0].max_leverage
+        if exposure:
+            if mark is None:
+                raise RejectError(RejectReason.NOT_APPLICABLE, "symbol", event.symbol, "no mark")
+            maximum = rules.tiers.max_leverage(notional(rules.math, exposure, mark))
+        if event.leverage > maximum:
+            raise RejectError(RejectReason.INVALID_PARAMETER, "leverage", event.leverage,
+                              f"bracket maximum {maximum}")  # fmt: skip
+        self.leverage[(event.account, event.symbol)] = event.leverage
+        self._epoch += 1
+        return []
+
+    def _on_set_trading_state(self, event: SetTradingState) -> list[Output]:
+        state = TradingState(event.state)
+        scope = TradingScope(event.scope)
+        if scope is TradingScope.PLATFORM:
+            self.platform_state = state
+            return []
+        known = (
+            self.ledger.instruments if scope is TradingScope.INSTRUMENT else self.ledger.accounts
+        )
+        if event.target not in known:
+            reason = (
+                RejectReason.UNKNOWN_INSTRUMENT
+                if scope is TradingScope.INSTRUMENT
+                else RejectReason.UNKNOWN_ACCOUNT
+            )
+            raise RejectError(reason, "target", event.target, "")
+        if state is _ACTIVE:
+            self.states.pop((scope.value, event.target), None)
+        else:
+            self.states[(scope.value, event.target)] = state
+        return []
+
+
+def _number(text: object, scale: int, field: str) -> int:
+    try:
+        return parse_units(text, scale, field=field, minimum=1)
+    except FixedPointError as error:
+        raise Refusal(R.INVALID_NUMBER, field, text, error.reason) from None
