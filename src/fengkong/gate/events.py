@@ -96,9 +96,13 @@ class OrderRejectReason(enum.StrEnum):
     INVALID_NUMBER = "invalid_number"
     """Quantity or price not a positive decimal at the instrument's scale."""
     PRICE_OFF_TICK = "price_off_tick"
+    """The limit price is not a multiple of the instrument's tick size."""
     QTY_OFF_LOT = "qty_off_lot"
+    """The quantity is not a multiple of the lot size."""
     QTY_BELOW_MIN = "qty_below_min"
+    """Below the instrument's minimum quantity."""
     QTY_ABOVE_MAX = "qty_above_max"
+    """Above the instrument's maximum quantity."""
     MARK_MISSING = "mark_missing"
     """No mark price for the instrument (or a cross position's instrument): fail closed."""
     MARK_STALE = "mark_stale"
@@ -108,7 +112,10 @@ class OrderRejectReason(enum.StrEnum):
     PRICE_OUTSIDE_BAND = "price_outside_band"
     """A limit price further from the mark than the instrument's price band."""
     NOTIONAL_BELOW_MIN = "notional_below_min"
+    """Notional (at the limit price, or the market order's protection price) below the
+    instrument's minimum."""
     NOTIONAL_ABOVE_MAX = "notional_above_max"
+    """Notional above the gate's per-order maximum for the instrument."""
     REDUCE_ONLY_STATE = "reduce_only_state"
     """The effective trading state (field: the scope) is REDUCE_ONLY and the order does not
     only reduce a position."""
@@ -116,6 +123,7 @@ class OrderRejectReason(enum.StrEnum):
     """A reduce-only order that would open or increase exposure (or a reduce-only spot
     order, which has no position to reduce)."""
     TOO_MANY_OPEN_ORDERS = "too_many_open_orders"
+    """The account already has the platform's maximum number of open orders."""
     RATE_LIMITED = "rate_limited"
     """The account's token bucket (event time) is empty."""
     POSITION_LIMIT = "position_limit"
