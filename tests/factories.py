@@ -311,8 +311,11 @@ def gated_engine() -> Engine:
     return Engine(components=[ledger, market, Gate(ledger, market)])
 
 
-def priced(log: Log, symbol: str, price: str, *, sources: int = 3) -> None:
-    """Configure an index of ``sources`` equal quotes at ``price`` and a mark for ``symbol``."""
+def priced(
+    log: Log, symbol: str, price: str, *, sources: int = 3, perpetual: bool | None = None
+) -> None:
+    """Configure an index of ``sources`` equal quotes at ``price`` and a mark for ``symbol``
+    (``perpetual`` defaults to the kind of its standard listing)."""
     from fengkong.market.events import (
         IndexConfigured,
         IndexConstituent,
@@ -335,7 +338,8 @@ def priced(log: Log, symbol: str, price: str, *, sources: int = 3) -> None:
     )
     for name in names:
         log.make(SourcePrice, source=name, symbol=index, price=price, time=log.ts + 1000)
-    perpetual = LISTINGS[symbol]["kind"].endswith("perpetual")
+    if perpetual is None:
+        perpetual = LISTINGS[symbol]["kind"].endswith("perpetual")
     log.make(
         MarkConfigured,
         symbol=symbol,
@@ -348,7 +352,7 @@ def gate_config(log: Log, symbol: str, **overrides: Any) -> Event:
     from fengkong.gate.events import GateInstrumentConfigured, TierRow
 
     tiers = []
-    if LISTINGS[symbol]["kind"] != "spot":
+    if LISTINGS.get(symbol, {}).get("kind") != "spot":
         tiers = [
             TierRow(floor=f, cap=c, max_leverage=lev, mmr=m) for f, c, lev, m in BTCUSDT_TIERS_2021
         ]

@@ -30,6 +30,7 @@ hook); the gate, observing the accepted fill, reduces the order by the same amou
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
 import msgspec
@@ -52,7 +53,7 @@ from fengkong.gate.events import (
 )
 from fengkong.gate.rules import InstrumentRules, resolve_rules
 from fengkong.ledger.contracts import RATE_SCALE
-from fengkong.margin.contract import initial_margin, notional, order_margin, unrealized_pnl
+from fengkong.margin.contract import initial_margin, notional, open_loss, unrealized_pnl
 from fengkong.market.events import (
     BookTop,
     FundingDue,
@@ -86,11 +87,13 @@ _BOTH, _LONG, _SHORT = PositionSide.BOTH, PositionSide.LONG, PositionSide.SHORT
 _CROSS = MarginMode.CROSS
 _HEDGE = PositionMode.HEDGE
 _TRADING, _HALTED_LISTING = InstrumentStatus.TRADING, InstrumentStatus.HALTED
+_NEW, _CANCEL, _REPLACE = OrderAction.NEW, OrderAction.CANCEL, OrderAction.REPLACE
 _ACTIVE = TradingState.ACTIVE
 _REDUCE_ONLY = TradingState.REDUCE_ONLY
 _CANCEL_ONLY = TradingState.CANCEL_ONLY
 _HALTED = TradingState.HALTED
 _RANK = {state: i for i, state in enumerate(TradingState)}
+_DONE_REASONS = frozenset(DoneReason)
 _MARK_REASONS = {"missing": R.MARK_MISSING, "stale": R.MARK_STALE, "index_stale": R.INDEX_STALE}
 
 
@@ -238,11 +241,12 @@ class Gate:
 
     def _on_request(self, event: OrderRequest) -> list[Output]:
         try:
-            if event.action == OrderAction.NEW:
+            action = event.action
+            if action == _NEW:
                 return self._new(event, None)
-            if event.action == OrderAction.CANCEL:
+            if action == _CANCEL:
                 return self._cancel(event)
-            if event.action == OrderAction.REPLACE:
+            if action == _REPLACE:
                 order = self.orders.get(event.order_id)
                 if order is None or order.account != event.account or order.symbol != event.symbol:
                     raise Refusal(R.UNKNOWN_ORDER, "order_id", event.order_id)
@@ -276,7 +280,10 @@ class Gate:
         account = self.ledger.accounts.get(event.account)
         if account is None:
             raise Refusal(R.UNKNOWN_ACCOUNT, "account", event.account)
-        state, scope = self._state_of(event.account, event.symbol)
+        if self.states:
+            state, scope = self._state_of(event.account, event.symbol)
+        else:
+            state, scope = self.platform_state, "platform"
         if state is _HALTED and scope == "account":
             raise Refusal(R.ACCOUNT_HALTED, "account", event.account)
         instrument = self.ledger.instruments.get(event.symbol)
@@ -365,7 +372,7 @@ class Gate:
                 price = -((-(mark * _ONE + move)) // (_ONE * tick)) * tick
             else:
                 price = max((mark * _ONE - move) // (_ONE * tick) * tick, tick)
-        size = notional(math, qty, price)
+        size = math.charge(qty, price, _ONE)  # notional at the order's price, rounded up
         if size < instrument.min_notional:
             raise Refusal(R.NOTIONAL_BELOW_MIN, "qty", event.qty, f"notional {size}")
         if rules.max_notional is not None and size > rules.max_notional:
@@ -414,14 +421,19 @@ class Gate:
                 if self._open_interest.get(event.symbol, 0) + opening > rules.oi_cap:
                     raise Refusal(R.OPEN_INTEREST_CAP, "qty", event.qty)
             tiers = rules.tiers
-            tier = tiers.tier_for(notional(math, exposure, price if price > mark else mark))
-            if tier is None:
+            worst = math.charge(exposure, price if price > mark else mark, _ONE)
+            bracket = bisect_left(tiers.caps, worst)
+            if bracket == len(tiers.caps):
                 raise Refusal(R.NOTIONAL_BEYOND_TIERS, "qty", event.qty, f"exposure {exposure}")
             leverage = self.leverage.get((event.account, event.symbol), rules.default_leverage)
+            tier = tiers.tiers[bracket]
             if leverage > tier.max_leverage:
                 raise Refusal(R.LEVERAGE_EXCEEDS_TIER, "leverage", leverage,
                               f"bracket maximum {tier.max_leverage}")  # fmt: skip
-            margin = order_margin(math, signed, price, mark, leverage)
+            # margin.contract.order_margin, with the notional already computed above
+            margin = -((-size) // leverage)
+            if (price - mark) * sign > 0:
+                margin += open_loss(math, signed, price, mark)
         else:
             margin = 0
         # --- margin ---
@@ -437,7 +449,12 @@ class Gate:
             else:
                 balance = account.balances.get(settle)
                 wallet = balance.free if balance is not None else 0
-                available = wallet + self._cross_surplus(account, settle, event.ts) - used
+                cached = self._surplus.get((event.account, settle))
+                if cached is not None and cached[0] == self._epoch and event.ts <= cached[1]:
+                    surplus = cached[2]
+                else:
+                    surplus = self._cross_surplus(account, settle, event.ts)
+                available = wallet + surplus - used
             if margin > available:
                 raise Refusal(R.INSUFFICIENT_MARGIN, "qty", event.qty,
                               f"margin {margin} > available {available}")  # fmt: skip
@@ -602,7 +619,7 @@ class Gate:
             raise RejectError(
                 RejectReason.NOT_APPLICABLE, "order_id", event.order_id, "no such order"
             )
-        if event.reason not in tuple(DoneReason):
+        if event.reason not in _DONE_REASONS:
             raise RejectError(RejectReason.INVALID_PARAMETER, "reason", event.reason, "")
         if order.spot and order.reserved:
             self.ledger.unlock(order.account, order.asset, order.reserved)

@@ -73,7 +73,7 @@ class TierTable:
     ``scale`` is the settlement asset's scale: floors, caps and cums are integers at it.
     """
 
-    __slots__ = ("_caps", "scale", "tiers")
+    __slots__ = ("caps", "scale", "tiers")
 
     def __init__(self, tiers: Sequence[Tier], scale: int) -> None:
         problems = _problems(tiers)
@@ -81,7 +81,8 @@ class TierTable:
             raise TierTableError(problems)
         self.tiers: tuple[Tier, ...] = tuple(tiers)
         self.scale = scale
-        self._caps = [t.cap for t in self.tiers]
+        self.caps = [t.cap for t in self.tiers]
+        """Bracket caps, ascending: ``bisect_left(caps, notional)`` is the bracket index."""
 
     @classmethod
     def parse(
@@ -140,8 +141,8 @@ class TierTable:
     def index_for(self, notional: int) -> int | None:
         """Index of the bracket ``(floor, cap]`` holding ``notional`` (0 in the first), or
         None beyond the last cap."""
-        i = bisect_left(self._caps, notional)
-        return i if i < len(self._caps) else None
+        i = bisect_left(self.caps, notional)
+        return i if i < len(self.caps) else None
 
     def tier_for(self, notional: int) -> Tier | None:
         i = self.index_for(notional)
@@ -150,8 +151,8 @@ class TierTable:
     def index_for_exact(self, notional: Fraction) -> int | None:
         """:meth:`index_for` for an exact rational notional in whole settlement-asset units."""
         units = notional * 10**self.scale
-        i = bisect_left(self._caps, units)
-        return i if i < len(self._caps) else None
+        i = bisect_left(self.caps, units)
+        return i if i < len(self.caps) else None
 
     def maintenance_margin(self, notional: int) -> int | None:
         """``notional × MMR − cum`` in settlement units, rounded up; None beyond the table."""

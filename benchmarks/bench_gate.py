@@ -1,0 +1,214 @@
+"""Pre-trade gate benchmark: the full decision for a cross account with 4 positions and 20
+open orders on a tiered instrument, and NautilusTrader's RiskEngine on a comparable order.
+
+Run: ``.venv/bin/python benchmarks/bench_gate.py`` (>= 1,000,000 decisions; ``--smoke`` for a
+few seconds). Prints p50 / p99 / p999 and decisions per second for
+
+* ``gate handler``: ``Gate`` deciding an ``OrderRequest`` (all checks, cross margin on 4
+  positions, tier leverage, reservation) — the decision itself;
+* ``engine.process``: the same through ``Engine.process`` (sequence and dedupe admission);
+* ``nautilus RiskEngine``: ``RiskEngine.execute(SubmitOrder)`` (PyPI ``nautilus_trader``, the
+  ``bench`` extra) on a margin account, limit order, rate limit raised; printed with the ratio
+  when the package is importable, else reported absent.
+
+Every timed request is accepted; an untimed ``OrderDone`` cancels it so that the state (20
+resting orders) is the same for each decision. Marks do not move between decisions, so the
+account's cross aggregate is served from the gate's cache as it is between mark ticks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repository's tests.factories importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.factories import LISTINGS, Log, gate_config, gated_engine, order, priced, run
+
+from fengkong.gate.events import GateConfigured, OrderAccepted, OrderDone, SetLeverage
+from fengkong.model.events import AccountOpened, Deposit, InstrumentListed
+
+SYMBOLS = ("BTCUSDT-PERP", "ETHUSDT-PERP", "SOLUSDT-PERP", "BNBUSDT-PERP")
+PRICE = "50000"
+CHUNK = 50_000
+
+
+def percentiles(samples_ns: np.ndarray) -> tuple[float, float, float]:
+    p50, p99, p999 = np.percentile(samples_ns / 1000.0, [50, 99, 99.9])
+    return float(p50), float(p99), float(p999)
+
+
+def build():
+    """A cross account with 4 positions (one per perpetual) and 20 resting limit orders."""
+    log = Log()
+    log.assets()
+    for symbol in SYMBOLS:
+        log.make(InstrumentListed, symbol=symbol, **LISTINGS["BTCUSDT-PERP"])
+    for account, amount in (("alice", "10000000"), ("mm", "1000000000")):
+        log.make(AccountOpened, account=account)
+        log.make(Deposit, account=account, asset="USDT", amount=amount)
+    for symbol in SYMBOLS:
+        priced(log, symbol, PRICE, perpetual=True)
+        gate_config(log, symbol)
+    log.make(GateConfigured, max_open_orders=200, rate_capacity=10**9, rate_per_second=10**6)
+    log.make(SetLeverage, account="alice", symbol=SYMBOLS[0], leverage=50)
+    for i, symbol in enumerate(SYMBOLS):
+        buyer, seller = ("alice", "mm") if i % 2 == 0 else ("mm", "alice")
+        log.fill(symbol, PRICE, f"0.{i + 1}", buyer=buyer, seller=seller)
+    for i in range(20):
+        order(log, f"rest{i}", "alice", SYMBOLS[0], "buy", "0.01", str(49_000 + 10 * i))
+    engine, outputs = run(log.events, gated_engine())
+    assert sum(isinstance(o, OrderAccepted) for o in outputs) == 20, outputs[-5:]
+    return log, engine
+
+
+def requests(log: Log, start: int, count: int, ts: int):
+    """``count`` (request, done) pairs at event time ``ts``: limit buys/sells near the mark."""
+    pairs = []
+    for i in range(start, start + count):
+        side = "buy" if i % 2 == 0 else "sell"
+        price = str(49_900 + 10 * (i % 20)) if side == "buy" else str(50_100 + 10 * (i % 20))
+        request = order(log, f"b{i}", "alice", SYMBOLS[0], side, "0.005", price, ts=ts)
+        done = log.make(OrderDone, order_id=f"b{i}", reason="cancelled", ts=ts)
+        pairs.append((request, done))
+    log.events.clear()
+    return pairs
+
+
+def bench_fengkong(n: int, through_engine: bool) -> tuple[np.ndarray, float]:
+    log, engine = build()
+    gate = engine.component("gate")
+    ts = log.ts
+    clock = time.perf_counter_ns
+    samples = np.empty(n, dtype=np.int64)
+    done_total = 0
+    process = engine.process
+    decide = gate._on_request
+    finish = gate._on_done
+    for start in range(0, n, CHUNK):
+        pairs = requests(log, start, min(CHUNK, n - start), ts)
+        for j, (request, done) in enumerate(pairs):
+            if through_engine:
+                t0 = clock()
+                answer = process(request)
+                t1 = clock()
+                process(done)
+            else:
+                t0 = clock()
+                answer = decide(request)
+                t1 = clock()
+                finish(done)
+            samples[start + j] = t1 - t0
+            done_total += type(answer[0]) is OrderAccepted
+    assert done_total == n, f"only {done_total} of {n} accepted"
+    return samples, n / (samples.sum() / 1e9)
+
+
+def bench_nautilus(n: int) -> tuple[np.ndarray, float] | None:
+    """RiskEngine.execute(SubmitOrder), limit order on a margin account (nautilus test kit)."""
+    try:
+        from nautilus_trader.common.component import MessageBus, TestClock
+        from nautilus_trader.config import ExecEngineConfig, RiskEngineConfig
+        from nautilus_trader.core.uuid import UUID4
+        from nautilus_trader.execution.engine import ExecutionEngine
+        from nautilus_trader.execution.messages import SubmitOrder
+        from nautilus_trader.model.currencies import USD
+        from nautilus_trader.model.enums import AccountType, OrderSide
+        from nautilus_trader.model.identifiers import ClientId, Venue
+        from nautilus_trader.model.objects import Price, Quantity
+        from nautilus_trader.portfolio.portfolio import Portfolio
+        from nautilus_trader.risk.engine import RiskEngine
+        from nautilus_trader.test_kit.mocks.exec_clients import MockExecutionClient
+        from nautilus_trader.test_kit.providers import TestInstrumentProvider
+        from nautilus_trader.test_kit.stubs.component import TestComponentStubs
+        from nautilus_trader.test_kit.stubs.events import TestEventStubs
+        from nautilus_trader.test_kit.stubs.identifiers import TestIdStubs
+        from nautilus_trader.trading.strategy import Strategy
+    except ImportError:
+        return None
+    clock = TestClock()
+    trader_id = TestIdStubs.trader_id()
+    venue = Venue("SIM")
+    msgbus = MessageBus(trader_id=trader_id, clock=clock)
+    cache = TestComponentStubs.cache()
+    portfolio = Portfolio(msgbus=msgbus, cache=cache, clock=clock)
+    exec_engine = ExecutionEngine(msgbus=msgbus, cache=cache, clock=clock,
+                                  config=ExecEngineConfig())  # fmt: skip
+    risk = RiskEngine(
+        portfolio=portfolio, msgbus=msgbus, cache=cache, clock=clock,
+        config=RiskEngineConfig(max_order_submit_rate="1000000/00:00:01",
+                                max_notional_per_order={"AUD/USD.SIM": 10_000_000}),
+    )  # fmt: skip
+    client = MockExecutionClient(
+        client_id=ClientId(venue.value), venue=venue, account_type=AccountType.MARGIN,
+        base_currency=USD, msgbus=msgbus, cache=cache, clock=clock,
+    )  # fmt: skip
+    portfolio.update_account(TestEventStubs.margin_account_state())
+    exec_engine.register_client(client)
+    instrument = TestInstrumentProvider.default_fx_ccy("AUD/USD")
+    cache.add_instrument(instrument)
+    strategy = Strategy()
+    strategy.register(trader_id=trader_id, portfolio=portfolio, msgbus=msgbus, cache=cache,
+                      clock=clock)  # fmt: skip
+    factory = strategy.order_factory
+    samples = np.empty(n, dtype=np.int64)
+    timer = time.perf_counter_ns
+    for start in range(0, n, CHUNK):
+        count = min(CHUNK, n - start)
+        commands = []
+        for i in range(count):
+            limit = factory.limit(
+                instrument.id, OrderSide.BUY if i % 2 == 0 else OrderSide.SELL,
+                Quantity.from_int(1000), Price.from_str("1.00000"),
+            )  # fmt: skip
+            commands.append(SubmitOrder(trader_id=trader_id, strategy_id=strategy.id,
+                                        order=limit, command_id=UUID4(),
+                                        ts_init=clock.timestamp_ns()))  # fmt: skip
+        for j, command in enumerate(commands):
+            t0 = timer()
+            risk.execute(command)
+            samples[start + j] = timer() - t0
+    return samples, n / (samples.sum() / 1e9)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, small n")
+    parser.add_argument("-n", type=int, default=None, help="decisions per measure")
+    args = parser.parse_args()
+    n = args.n or (20_000 if args.smoke else 1_000_000)
+    print(f"python {platform.python_version()} on {platform.machine()}, "
+          f"load average {os.getloadavg()[0]:.2f}, n = {n:,}")  # fmt: skip
+    print(f"{'measure':26} {'p50 µs':>8} {'p99 µs':>8} {'p999 µs':>9} {'decisions/s':>12}")
+    rows = {}
+    for name, run_it in (
+        ("gate handler", lambda: bench_fengkong(n, through_engine=False)),
+        ("engine.process", lambda: bench_fengkong(n, through_engine=True)),
+        ("nautilus RiskEngine", lambda: bench_nautilus(n)),
+    ):
+        result = run_it()
+        if result is None:
+            print(f"{name:26} peer absent: pip install nautilus_trader (the 'bench' extra)")
+            continue
+        samples, rate = result
+        p50, p99, p999 = percentiles(samples)
+        rows[name] = (p50, p99)
+        print(f"{name:26} {p50:8.2f} {p99:8.2f} {p999:9.2f} {rate:12,.0f}")
+    print("goals: gate p50 <= 3 µs, p99 <= 10 µs; >= 4x faster than the RiskEngine")
+    if "nautilus RiskEngine" in rows:
+        peer = rows["nautilus RiskEngine"]
+        for name in ("gate handler", "engine.process"):
+            ours = rows[name]
+            print(f"ratio nautilus / {name}: p50 {peer[0] / ours[0]:.1f}x, "
+                  f"p99 {peer[1] / ours[1]:.1f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
