@@ -195,3 +195,19 @@ def test_gate_configuration_of_an_unlisted_symbol_is_refused() -> None:
 
     outputs = engine.process(log.make(GateInstrumentConfigured, symbol="NOPE"))
     assert isinstance(outputs[0], Rejected) and outputs[0].field == "symbol"
+
+
+def test_cross_order_of_an_account_holding_an_option_fails_closed() -> None:
+    """The gate has no option marks yet: a cross account holding an option in the same
+    settlement asset is refused rather than margined without the option's risk."""
+    option = "ETHUSDC-27MAR26-3000-C"
+    log = gated_exchange({PERP: "50000"}, {"alice": {"USDT": "10000"}, "mm": {"USDT": "100000"}})
+    log.listing(option)
+    log.fill(option, "100", "1", buyer="mm", seller="alice")
+    engine, _ = run(log.events, gated_engine())
+    outputs, before = _decide(log, engine, order(log, "o1", "alice", PERP, "buy", "0.01", "50000"))
+    rejection = _rejected(outputs)
+    assert (rejection.reason, rejection.field, rejection.value) == (
+        R.MARK_MISSING, "position", option,
+    )  # fmt: skip
+    assert engine.state_hash() == before

@@ -545,10 +545,13 @@ class Gate:
         for (symbol, _leg), position in account.positions.items():
             if not position.qty or position.margin_mode is not _CROSS:
                 continue
+            instrument = self.ledger.instruments[symbol]
+            if instrument.settle != asset:
+                continue
+            if instrument.is_option:  # no option mark or option margin on this path yet
+                raise Refusal(R.MARK_MISSING, "position", symbol, "option positions unmargined")
             rules = self.rules.get(symbol)
             math = self.ledger.contract_math(symbol)
-            if self.ledger.instruments[symbol].settle != asset:
-                continue
             mark, why, fresh_until = self.market.mark_status(symbol, now)
             if mark is None:
                 raise Refusal(_MARK_REASONS[why], "position", symbol)
