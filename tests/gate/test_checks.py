@@ -271,3 +271,40 @@ def test_snapshot_restore_keeps_orders_reservations_and_hash() -> None:
     )
     event = order(log, "b", "alice", PERP, "buy", "0.1", "50000")
     assert restored.process(event) == engine.process(event)
+
+
+def test_hedge_mode_orders_name_their_leg_and_reduce_only_closes_that_leg() -> None:
+    log = gated_exchange({PERP: "50000"}, {"mm": {"USDT": "10000000"}})
+    log.account("hedger", mode="hedge")
+    log.deposit("hedger", "USDT", "10000")
+    log.fill(PERP, "50000", "0.1", buyer="hedger", seller="mm", buyer_position_side="long")
+    engine, _ = run(log.events, gated_engine())
+    assert _reason(engine.process(order(log, "a", "hedger", PERP, "buy", "0.01", "50000"))) is (
+        R.INVALID_ORDER  # a hedge account must name the leg
+    )
+    # selling on the LONG leg reduces it; on the SHORT leg it opens a short
+    closing = order(log, "b", "hedger", PERP, "sell", "0.1", "50000", position_side="long",
+                    reduce_only=True)  # fmt: skip
+    assert _reason(engine.process(closing)) is None
+    opening = order(log, "c", "hedger", PERP, "sell", "0.1", "50000", position_side="short",
+                    reduce_only=True)  # fmt: skip
+    assert _reason(engine.process(opening)) is R.REDUCE_ONLY_INCREASES
+    accepted = engine.process(order(log, "d", "hedger", PERP, "sell", "0.1", "50000",
+                                    position_side="short"))  # fmt: skip
+    assert accepted[0].reserved == 250 * USDT
+
+
+def test_inverse_perpetual_margin_is_in_coin() -> None:
+    """BTCUSD-PERP, 100 USD contracts: 100 contracts at 50,000 are 0.2 BTC of notional; at
+    the default 20x the order margin is 0.01 BTC."""
+    log = gated_exchange({"BTCUSD-PERP": "50000"}, {"alice": {"BTC": "1"}})
+    engine, _ = run(log.events, gated_engine())
+    accepted = engine.process(order(log, "a", "alice", "BTCUSD-PERP", "buy", "100", "50000"))
+    assert (accepted[0].asset, accepted[0].reserved) == ("BTC", 1_000_000)
+    gate = engine.component("gate")
+    assert gate.available_margin("alice", "BTC", log.ts) == 10**8 - 1_000_000
+    # a buy above the mark adds its open loss: 100 × 100 × (1/50,000 − 1/51,000) BTC
+    accepted = engine.process(order(log, "b", "alice", "BTCUSD-PERP", "buy", "100", "51000"))
+    notional = -(-(100 * 100 * 10**8) // 51_000)
+    loss = -(-(100 * 100 * 10**8) // 50_000) - (100 * 100 * 10**8) // 51_000
+    assert accepted[0].reserved == -(-notional // 20) + loss

@@ -401,7 +401,15 @@ class Gate:
             count -= 1
         if count >= self.settings.max_open_orders:
             raise Refusal(R.TOO_MANY_OPEN_ORDERS, "account", event.account, f"{count} open")
-        tokens = self._tokens(event.account, event.ts)
+        settings = self.settings
+        bucket = self.buckets.get(event.account)
+        tokens = capacity = settings.rate_capacity * _MILLI
+        if bucket is not None:  # refill lazily on event time (tokens/s == milli-tokens/ms)
+            tokens, last = bucket
+            if event.ts > last:
+                tokens += (event.ts - last) * settings.rate_per_second
+            if tokens > capacity:
+                tokens = capacity
         if tokens < _MILLI:
             raise Refusal(R.RATE_LIMITED, "account", event.account)
         if rules.spot:
@@ -460,10 +468,18 @@ class Gate:
                               f"margin {margin} > available {available}")  # fmt: skip
         # --- accept: nothing below may fail ---
         order = GateOrder(
-            order_id=event.order_id, account=event.account, symbol=event.symbol,
-            position_side=leg, qty=signed, price=price, reduce_only=reduce_only, spot=False,
-            isolated=isolated, asset=settle, reserved=margin,
-        )  # fmt: skip
+            event.order_id,
+            event.account,
+            event.symbol,
+            leg,
+            signed,
+            price,
+            reduce_only,
+            False,
+            isolated,
+            settle,
+            margin,
+        )  # fmt: skip  (positional: the field order of GateOrder)
         self._commit(event, order, replacing, tokens)
         return [
             OrderAccepted(seq=event.seq, id=event.id, order_id=event.order_id,
@@ -519,18 +535,6 @@ class Gate:
         self.buckets[event.account] = (tokens - _MILLI, event.ts)
 
     # --- margin helpers --------------------------------------------------------------------
-
-    def _tokens(self, account_id: str, now: int) -> int:
-        """Milli-tokens in the account's bucket at event time ``now`` (refilled lazily)."""
-        settings = self.settings
-        capacity = settings.rate_capacity * _MILLI
-        bucket = self.buckets.get(account_id)
-        if bucket is None:
-            return capacity
-        tokens, last = bucket
-        elapsed = now - last if now > last else 0
-        tokens += elapsed * settings.rate_per_second  # tokens/s == milli-tokens/ms
-        return tokens if tokens < capacity else capacity
 
     def _cross_surplus(self, account: Any, asset: str, now: int) -> int:
         """``Σ UPNL − Σ IM`` over the account's cross positions settled in ``asset``, at their
