@@ -48,7 +48,7 @@ class KeyedWindow:
     ``add(key, value, ts, now)`` (fold one event's ``value``, ignored by count, at event
     time ``ts`` into ``key``) and ``read(key, now)``."""
 
-    __slots__ = ("_bucket", "_cutoff", "_now", "_swept", "g", "keys", "max_keys", "n", "scale")
+    __slots__ = ("_swept", "g", "keys", "max_keys", "n", "scale")
 
     def __init__(self, g: int, n: int, max_keys: int, scale: int) -> None:
         self.g = g
@@ -57,16 +57,6 @@ class KeyedWindow:
         self.scale = scale  # 1 for integers and strings, DECIMAL_SCALE for decimal amounts
         self.keys: OrderedDict[Any, Any] = OrderedDict()
         self._swept = -(2**62)
-        # ``now // g`` and the cutoff ``now // g - n`` for the last ``now`` seen: one event's
-        # reads and update share a clock, so the long divisions are done once per event
-        self._now: int | None = None
-        self._bucket = 0
-        self._cutoff = 0
-
-    def _cut(self, now: int) -> None:
-        self._now = now
-        self._bucket = now // self.g
-        self._cutoff = self._bucket - self.n
 
     # --- shared key bookkeeping -----------------------------------------------------------
 
@@ -151,10 +141,9 @@ class CountWindow(KeyedWindow):
     __slots__ = ()
 
     def add(self, key: Any, value: Any, ts: int, now: int) -> None:
-        if now != self._now:
-            self._cut(now)
-        idx = self._bucket if ts == now else ts // self.g
-        cutoff = self._cutoff
+        g = self.g
+        idx = ts // g
+        cutoff = now // g - self.n
         if idx <= cutoff:
             return
         keys = self.keys
@@ -197,9 +186,7 @@ class CountWindow(KeyedWindow):
         if state is None:
             return 0
         if len(state) > 1:
-            if now != self._now:
-                self._cut(now)
-            cutoff = self._cutoff
+            cutoff = now // self.g - self.n
             if state[1] <= cutoff:
                 _expire_total(state, cutoff)
         return state[0]
@@ -237,10 +224,9 @@ class SumWindow(CountWindow):
     __slots__ = ()
 
     def add(self, key: Any, value: Any, ts: int, now: int) -> None:
-        if now != self._now:
-            self._cut(now)
-        idx = self._bucket if ts == now else ts // self.g
-        cutoff = self._cutoff
+        g = self.g
+        idx = ts // g
+        cutoff = now // g - self.n
         if idx <= cutoff:
             return
         keys = self.keys
@@ -269,9 +255,7 @@ class SumWindow(CountWindow):
             total = 0
         else:
             if len(state) > 1:
-                if now != self._now:
-                    self._cut(now)
-                cutoff = self._cutoff
+                cutoff = now // self.g - self.n
                 if state[1] <= cutoff:
                     _expire_total(state, cutoff)
             total = state[0]
@@ -290,10 +274,9 @@ class ExtremumWindow(KeyedWindow):
         self.default = default
 
     def add(self, key: Any, value: Any, ts: int, now: int) -> None:
-        if now != self._now:
-            self._cut(now)
-        idx = self._bucket if ts == now else ts // self.g
-        cutoff = self._cutoff
+        g = self.g
+        idx = ts // g
+        cutoff = now // g - self.n
         if idx <= cutoff:
             return
         keys = self.keys
@@ -332,9 +315,7 @@ class ExtremumWindow(KeyedWindow):
         state = self.keys.get(key)
         if state is None:
             return self.default
-        if now != self._now:
-            self._cut(now)
-        cutoff = self._cutoff
+        cutoff = now // self.g - self.n
         if state and state[0] <= cutoff:
             end = len(state)
             i = 2
@@ -369,10 +350,9 @@ class LastWindow(KeyedWindow):
         self.default = default
 
     def add(self, key: Any, value: Any, ts: int, now: int) -> None:
-        if now != self._now:
-            self._cut(now)
-        idx = self._bucket if ts == now else ts // self.g
-        cutoff = self._cutoff
+        g = self.g
+        idx = ts // g
+        cutoff = now // g - self.n
         if idx <= cutoff:
             return
         keys = self.keys
@@ -397,11 +377,7 @@ class LastWindow(KeyedWindow):
 
     def read(self, key: Any, now: int) -> Any:
         state = self.keys.get(key)
-        if state is None:
-            return self.default
-        if now != self._now:
-            self._cut(now)
-        if state[0] <= self._cutoff:
+        if state is None or state[0] <= now // self.g - self.n:
             return self.default
         value = state[2]
         return value / self.scale if self.scale != 1 else value
@@ -450,10 +426,9 @@ class DistinctWindow(KeyedWindow):
         return state.order[-1] if state.order else _NEVER
 
     def add(self, key: Any, value: Any, ts: int, now: int) -> None:
-        if now != self._now:
-            self._cut(now)
-        idx = self._bucket if ts == now else ts // self.g
-        cutoff = self._cutoff
+        g = self.g
+        idx = ts // g
+        cutoff = now // g - self.n
         if idx <= cutoff:
             return
         keys = self.keys
@@ -507,9 +482,7 @@ class DistinctWindow(KeyedWindow):
         state = self.keys.get(key)
         if state is None:
             return 0
-        if now != self._now:
-            self._cut(now)
-        cutoff = self._cutoff
+        cutoff = now // self.g - self.n
         if state.sketch is not None:
             state.sketch.evict(cutoff)
             return state.sketch.estimate()
