@@ -11,10 +11,10 @@ Memory per feature (documented bound, see ``docs/rules.md``):
   at most ``n`` per key; a running total makes count and sum reads O(1) amortized, min and
   max reads are O(live buckets);
 * last: one ``(bucket, ts, value)`` per live key;
-* distinct: exact (a value -> newest-bucket map and one set per bucket) while a key holds at
-  most ``exact_limit`` distinct values; beyond that the key switches, for as long as it stays
-  live, to per-bucket HyperLogLog registers (:mod:`fengkong.rules.sketch`), 256 bytes per
-  non-empty bucket, standard error about 6.5 %;
+* distinct: exact (a value -> newest-bucket map kept in bucket order, and the list of live
+  buckets) while a key holds at most ``exact_limit`` distinct values; beyond that the key
+  switches, for as long as it stays live, to per-bucket HyperLogLog registers
+  (:mod:`fengkong.rules.sketch`), 256 bytes per non-empty bucket, standard error about 6.5 %;
 * keys: at most ``max_keys`` per feature; a key whose newest bucket left the window is
   dropped, and beyond ``max_keys`` the key whose newest bucket is oldest goes first.
 
@@ -33,7 +33,7 @@ each (a plain dict's ``next(iter(...))`` degrades with the holes such moves leav
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left
 from collections import OrderedDict, deque
 from typing import Any
 
@@ -390,23 +390,35 @@ class LastWindow(KeyedWindow):
 
 
 class _Distinct:
-    """Exact: ``latest`` value -> newest bucket, ``sets`` bucket -> values whose newest bucket
-    it is, ``order`` the buckets ascending. Sketch mode: ``sketch`` replaces all three."""
+    """Exact: ``latest`` value -> newest bucket, in ascending bucket order (so expired values
+    are popped from the front), and ``order`` the buckets ascending that received a value and
+    have not expired (a bucket whose values all moved on stays listed until it expires).
+    Sketch mode: ``sketch`` replaces both."""
 
-    __slots__ = ("latest", "order", "sets", "sketch")
+    __slots__ = ("latest", "order", "sketch")
 
     def __init__(self) -> None:
-        self.latest: dict[Any, int] = {}
-        self.sets: dict[int, set] = {}
+        self.latest: OrderedDict[Any, int] = OrderedDict()
         self.order: deque[int] = deque()
         self.sketch: Sketch | None = None
 
 
 def _evict_exact(state: _Distinct, cutoff: int) -> None:
-    order, sets, latest = state.order, state.sets, state.latest
+    order = state.order
     while order and order[0] <= cutoff:
-        for value in sets.pop(order.popleft()):
-            del latest[value]
+        order.popleft()
+    latest = state.latest
+    expired = []
+    for value, bucket in latest.items():
+        if bucket > cutoff:
+            break
+        expired.append(value)
+    for value in expired:
+        del latest[value]
+
+
+def _second(item: tuple) -> Any:
+    return item[1]
 
 
 class DistinctWindow(KeyedWindow):
@@ -456,27 +468,28 @@ class DistinctWindow(KeyedWindow):
             _evict_exact(state, cutoff)
         latest = state.latest
         previous = latest.get(value)
-        sets = state.sets
         if previous is not None:
             if previous >= idx:
                 return
-            sets[previous].discard(value)
-        latest[value] = idx
-        bucket = sets.get(idx)
-        if bucket is None:
-            bucket = sets[idx] = set()
-            if not order or order[-1] < idx:
-                order.append(idx)
-            else:
-                insort(order, idx)
-        bucket.add(value)
+            latest[value] = idx
+            latest.move_to_end(value)
+        else:
+            latest[value] = idx
+        if not order or order[-1] < idx:
+            order.append(idx)
+        elif order[-1] != idx:  # a late event: keep buckets and values in bucket order
+            position = bisect_left(order, idx)
+            if position == len(order) or order[position] != idx:
+                order.insert(position, idx)
+            ordered = sorted(latest.items(), key=_second)
+            latest.clear()
+            latest.update(ordered)
         if len(latest) > self.exact_limit:
             sketch = Sketch()
-            for bucket_idx in order:
-                for member in sets[bucket_idx]:
-                    sketch.add(bucket_idx, member)
+            for member, bucket_idx in latest.items():
+                sketch.add(bucket_idx, member)
             state.sketch = sketch
-            state.latest, state.sets, state.order = {}, {}, deque()
+            state.latest, state.order = OrderedDict(), deque()
 
     def read(self, key: Any, now: int) -> int:
         state = self.keys.get(key)
@@ -494,7 +507,10 @@ class DistinctWindow(KeyedWindow):
     def _state_out(self, state: _Distinct) -> Any:
         if state.sketch is not None:
             return {"sketch": state.sketch.state()}
-        return {"exact": [[idx, sorted(state.sets[idx])] for idx in state.order]}
+        members: dict[int, list] = {}
+        for value, idx in state.latest.items():
+            members.setdefault(idx, []).append(value)
+        return {"exact": [[idx, sorted(members.get(idx, ()))] for idx in state.order]}
 
     def _state_in(self, data: Any) -> _Distinct:
         state = _Distinct()
@@ -503,7 +519,6 @@ class DistinctWindow(KeyedWindow):
             return state
         for idx, values in data["exact"]:
             state.order.append(idx)
-            state.sets[idx] = set(values)
             for value in values:
                 state.latest[value] = idx
         return state
