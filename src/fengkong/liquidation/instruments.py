@@ -90,10 +90,13 @@ class InstrumentColumns:
         self.size_divisor: list[int] = []
         self.value_divisor: list[int] = []
         self.marks = np.zeros(0)
+        self.price = np.zeros(0)  # the mark (linear) or 1 / mark (inverse)
+        self.sign = np.zeros(0)  # +1 linear, -1 inverse
         self.caps = np.zeros((0, 1))
         self.mmr = np.zeros((0, 1))
         self.cum = np.zeros((0, 1))
         self.tiers = np.zeros(0, dtype=np.int32)
+        self._limits: tuple[tuple, tuple[np.ndarray, ...]] | None = None
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -135,6 +138,9 @@ class InstrumentColumns:
         self.settle = _grow(self.settle, n)
         self.settle[i] = asset
         self.marks = _grow(self.marks, n, np.nan)
+        self.price = _grow(self.price, n, np.nan)
+        self.sign = _grow(self.sign, n)
+        self.sign[i] = -1.0 if instrument.is_inverse else 1.0
         width = max(self.caps.shape[1], len(brackets))
         for name in ("caps", "mmr", "cum"):
             table = getattr(self, name)
@@ -170,23 +176,44 @@ class InstrumentColumns:
     def set_mark(self, symbol: str, price: int) -> int:
         """Set the mark of ``symbol`` from integer price units; returns its index."""
         i = self.index[symbol]
-        self.marks[i] = price / 10 ** self.price_scale[i]
+        mark = price / 10 ** self.price_scale[i]
+        self.marks[i] = mark
+        self.price[i] = 1.0 / mark if self.inverse[i] else mark
         return i
+
+    def set_marks(self, marks: np.ndarray) -> None:
+        """Set every mark at once (floats, instrument order), for scenarios and benchmarks."""
+        n = len(self.symbols)
+        self.marks[:n] = marks
+        self.price[:n] = np.where(self.inverse[:n], 1.0 / self.marks[:n], self.marks[:n])
 
     def clear_mark(self, symbol: str) -> None:
         """Forget a mark (it went stale): screening of its holders refuses until a new one."""
-        self.marks[self.index[symbol]] = np.nan
+        i = self.index[symbol]
+        self.marks[i] = self.price[i] = np.nan
 
-    def view(self) -> tuple[np.ndarray, ...]:
-        """Trimmed kernel arrays: ``(inverse, settle, marks, caps, mmr, cum, tiers, unit)``."""
+    def kernel_view(self, rel_band: float, unit_band: float) -> tuple[np.ndarray, ...]:
+        """Trimmed kernel arrays ``(price, sign, settle, caps, mmr, cum, last, limit,
+        asset_band)``: ``last`` the last bracket's index, ``limit`` the notional above which
+        a position is over the last cap even with the band (``(cap − band) / (1 + rel)``),
+        ``asset_band`` = ``unit_band`` minor units of each settlement asset."""
         n = len(self.symbols)
+        key = (rel_band, unit_band, n, len(self.assets))
+        if self._limits is None or self._limits[0] != key:
+            last = (self.tiers[:n] - 1).astype(np.int64)
+            asset_band = unit_band * self.unit
+            cap = self.caps[np.arange(n), last]
+            limit = (cap - asset_band[self.settle[:n]]) / (1.0 + rel_band)
+            self._limits = (key, (last, limit, asset_band))
+        last, limit, asset_band = self._limits[1]
         return (
-            self.inverse[:n],
+            self.price[:n],
+            self.sign[:n],
             self.settle[:n],
-            self.marks[:n],
             self.caps[:n],
             self.mmr[:n],
             self.cum[:n],
-            self.tiers[:n],
-            self.unit,
+            last,
+            limit,
+            asset_band,
         )

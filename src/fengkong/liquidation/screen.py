@@ -42,96 +42,96 @@ from numba import prange
 from fengkong.liquidation.book import PositionBook
 from fengkong.liquidation.instruments import MissingMarkError
 
-__all__ = ["REL_BAND", "UNIT_BAND", "Screener"]
+__all__ = ["REL_BAND", "UNIT_BAND", "Screener", "position_margin"]
 
 REL_BAND = 1e-9
 UNIT_BAND = 8.0
 
 
 @numba.njit(cache=True, inline="always")
-def _leg(i, size, entry, inverse, marks, caps, mmr, cum, tiers, unit):
-    """``(upnl, mm, gross, over_limit)`` of one position at its instrument's mark."""
-    mark = marks[i]
-    if inverse[i]:
-        upnl = entry - size / mark
-        notional = abs(size) / mark
-    else:
-        upnl = size * mark - entry
-        notional = abs(size) * mark
-    last = tiers[i] - 1
-    t = 0
-    while t < last and notional > caps[i, t]:
-        t += 1
-    mm = notional * mmr[i, t] - cum[i, t]
-    over = notional * (1.0 + REL_BAND) + UNIT_BAND * unit > caps[i, last]
-    return upnl, mm, notional + abs(entry), over
-
-
-@numba.njit(cache=True)
 def _revalue(
     a, wallet, start, count, inst, size, entry, margin, isolated,
-    inverse, settle, marks, caps, mmr, cum, tiers, unit, equity, maint, ratio,
+    price, sign, settle, caps, mmr, cum, last, limit, unit_band, equity, maint, ratio,
 ):  # fmt: skip
-    """Revalue account ``a`` into ``equity/maint/ratio[a]``; return 1 if it is flagged."""
-    begin = start[a]
-    end = begin + count[a]
-    flagged = 0
-    for s in range(wallet.shape[1]):
-        e = wallet[a, s]
-        m = 0.0
-        g = abs(e)
-        n = 0
-        over = False
-        for k in range(begin, end):
-            i = inst[k]
-            if isolated[k] or settle[i] != s:
-                continue
-            upnl, mm, gross, ov = _leg(i, size[k], entry[k], inverse, marks, caps, mmr, cum,
-                                       tiers, unit[s])  # fmt: skip
-            e += upnl
-            m += mm
-            g += gross
-            n += 1
-            over |= ov
-        equity[a, s] = e
-        maint[a, s] = m
-        ratio[a, s] = m / e if e > 0.0 else (np.inf if m > 0.0 else 0.0)
-        if n > 0 and (over or e - m <= REL_BAND * g + UNIT_BAND * n * unit[s]):
-            flagged = 1
-    for k in range(begin, end):
-        if not isolated[k]:
-            continue
+    """Revalue account ``a`` into ``equity/maint/ratio[a]``; return True if it is flagged.
+
+    One pass over the account's block. Per position, with ``p`` = mark (linear) or 1/mark
+    (inverse) and ``sign`` +1 / −1: ``x = size × p``, ``UPNL = sign × (x − entry)``,
+    ``notional = |x|``. ``ratio[a]`` accumulates each cross group's band until the end.
+    """
+    assets = wallet.shape[1]
+    for s in range(assets):
+        equity[a, s] = wallet[a, s]
+        maint[a, s] = 0.0
+        ratio[a, s] = 0.0
+    flagged = False
+    for k in range(start[a], start[a] + count[a]):
         i = inst[k]
-        u = unit[settle[i]]
-        upnl, mm, gross, over = _leg(i, size[k], entry[k], inverse, marks, caps, mmr, cum,
-                                     tiers, u)  # fmt: skip
-        e = margin[k] + upnl
-        if over or e - mm <= REL_BAND * (abs(margin[k]) + gross) + UNIT_BAND * u:
-            flagged = 1
+        s = settle[i]
+        x = size[k] * price[i]
+        upnl = sign[i] * (x - entry[k])
+        notional = abs(x)
+        t = 0
+        top = last[i]
+        while t < top and notional > caps[i, t]:
+            t += 1
+        mm = notional * mmr[i, t] - cum[i, t]
+        band = REL_BAND * (notional + abs(entry[k])) + unit_band[s]
+        if notional > limit[i]:  # over the last bracket: always a candidate
+            band = np.inf
+        if isolated[k]:
+            held = margin[k]
+            if held + upnl - mm <= band + REL_BAND * abs(held):
+                flagged = True
+        else:
+            equity[a, s] += upnl
+            maint[a, s] += mm
+            ratio[a, s] += band
+    for s in range(assets):
+        band = ratio[a, s]
+        e = equity[a, s]
+        m = maint[a, s]
+        if band > 0.0 and e - m <= band + REL_BAND * abs(wallet[a, s]):
+            flagged = True
+        ratio[a, s] = m / e if e > 0.0 else (np.inf if m > 0.0 else 0.0)
     return flagged
 
 
 @numba.njit(cache=True, parallel=True)
 def _tick_all(
     n, wallet, start, count, inst, size, entry, margin, isolated,
-    inverse, settle, marks, caps, mmr, cum, tiers, unit, equity, maint, ratio, flags,
+    price, sign, settle, caps, mmr, cum, last, limit, unit_band, equity, maint, ratio, flags,
 ):  # fmt: skip
     for a in prange(n):
         flags[a] = _revalue(a, wallet, start, count, inst, size, entry, margin, isolated,
-                            inverse, settle, marks, caps, mmr, cum, tiers, unit,
+                            price, sign, settle, caps, mmr, cum, last, limit, unit_band,
                             equity, maint, ratio)  # fmt: skip
 
 
 @numba.njit(cache=True, parallel=True)
 def _tick_accounts(
     accounts, wallet, start, count, inst, size, entry, margin, isolated,
-    inverse, settle, marks, caps, mmr, cum, tiers, unit, equity, maint, ratio, flags,
+    price, sign, settle, caps, mmr, cum, last, limit, unit_band, equity, maint, ratio, flags,
 ):  # fmt: skip
     for j in prange(accounts.shape[0]):
         a = accounts[j]
         flags[a] = _revalue(a, wallet, start, count, inst, size, entry, margin, isolated,
-                            inverse, settle, marks, caps, mmr, cum, tiers, unit,
+                            price, sign, settle, caps, mmr, cum, last, limit, unit_band,
                             equity, maint, ratio)  # fmt: skip
+
+
+def position_margin(book: PositionBook, slots: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(upnl, notional, mm)`` of the given arena slots at the current marks, vectorized
+    (the kernel's per-position formulas, for reports and ADL ranks)."""
+    columns = book.instruments
+    price, sign, _, caps, mmr, cum, last, _, _ = columns.kernel_view(REL_BAND, UNIT_BAND)
+    inst = book.inst[slots]
+    x = book.size[slots] * price[inst]
+    upnl = sign[inst] * (x - book.entry[slots])
+    notional = np.abs(x)
+    tier = np.minimum((notional[:, None] > caps[inst, :-1]).sum(axis=1), last[inst])
+    mm = notional * mmr[inst, tier] - cum[inst, tier]
+    return upnl, notional, mm
 
 
 class Screener:
@@ -144,7 +144,7 @@ class Screener:
         self.equity = np.zeros((0, 1))
         self.maint = np.zeros((0, 1))
         self.ratio = np.zeros((0, 1))
-        self.flags = np.zeros(0, dtype=np.uint8)
+        self.flags = np.zeros(0, dtype=np.bool_)
 
     def _fit(self) -> None:
         shape = (self.book.accounts, self.book.wallet.shape[1])
@@ -156,7 +156,7 @@ class Screener:
                 width = min(old.shape[1], shape[1])
                 grown[: old.shape[0], :width] = old[:, :width]
                 setattr(self, name, grown)
-            flags = np.zeros(rows, dtype=np.uint8)
+            flags = np.zeros(rows, dtype=np.bool_)
             flags[: self.flags.shape[0]] = self.flags
             self.flags = flags
 
@@ -171,7 +171,7 @@ class Screener:
             book.entry,
             book.margin,
             book.isolated,
-            *book.instruments.view(),
+            *book.instruments.kernel_view(REL_BAND, UNIT_BAND),
             self.equity,
             self.maint,
             self.ratio,
@@ -198,9 +198,8 @@ class Screener:
     def tick_all(self, marks: np.ndarray | None = None) -> np.ndarray:
         """Revalue every account (``marks``: float per instrument, or the book's current
         marks); return the flagged accounts' indices, ascending."""
-        columns = self.book.instruments
         if marks is not None:
-            columns.marks[: len(columns)] = marks
+            self.book.instruments.set_marks(marks)
         self._check_marks()
         self._fit()
         _tick_all(self.book.accounts, *self._arrays())
@@ -221,7 +220,7 @@ class Screener:
         self._check_marks(accounts)
         self._fit()
         _tick_accounts(accounts, *self._arrays())
-        return accounts[self.flags[accounts] != 0]
+        return accounts[self.flags[accounts]]
 
     def candidates(self) -> np.ndarray:
         """Every account flagged by its latest revaluation, ascending."""
