@@ -11,7 +11,7 @@ Distributions (every one a field of :class:`PopulationParams`, defaults below):
 * account leverage: lognormal, median 10, σ 0.8, clipped to [1, 100], and per position to
   the maximum leverage of the bracket of its notional;
 * position notional (USDT, or USD face for inverse contracts): lognormal, median 2,000,
-  σ 1.2, clipped to [10, half the last bracket cap];
+  σ 1.2, clipped to [10, half the last bracket cap] (an inverse cap in coin valued at the mark);
 * entry price: the initial mark × exp(N(0, 2 %)) — positions opened over a recent range;
 * margin mode: isolated for 20 % of (account, instrument) pairs, cross otherwise;
 * isolated margin: initial margin × (1 + Exp(mean 0.2)); cross wallet per settlement asset:
@@ -143,7 +143,7 @@ def make_population(
 
     columns = _columns(universe)
     inverse, marks, caps, max_lev, price_scale, qty_scale = columns
-    last_cap = caps[inst, -1]
+    last_cap = np.where(inverse[inst], caps[inst, -1] * marks[inst], caps[inst, -1])  # USD(T)
     notional = np.clip(
         rng.lognormal(np.log(p.notional_median), p.notional_sigma, size=n), 10.0, last_cap / 2
     )

@@ -6,8 +6,9 @@ Shape after streaming-and-perf.md §3.2 (200 instruments, 6 tiers each, MMR 0.4 
   BTC-margined inverse contracts: ``BTCUSD-PERP`` and quarterly futures ``BTCUSD-Q1`` …
   (100 USD per contract, marks 60,000 ± a basis of up to 1 %); the rest are linear USDT
   perpetuals ``C{k}USDT-PERP`` with marks log-uniform in [0.05, 4,000] USDT;
-* price scale: 5 significant digits at the mark (at most 8 decimals); lot: 10^(⌊log10 p⌋ − 1)
-  base units (0.001 BTC at 60,000), one contract for inverse;
+* price scale: 5 significant digits at the mark (at most 8 decimals); lot:
+  10^−max(0, ⌊log10 p⌋ − 1) base units (0.001 BTC at 60,000, 0.01 at 3,000, 1 below 100);
+  one contract for inverse;
 * brackets: Binance BTCUSDT 2021 tiers 1–6 (MMR 0.4, 0.5, 1, 2.5, 5, 10 %; max leverage 125
   … 5) with caps 50k, 250k, 1M, 10M, 20M, 50M USDT, scaled down ×10 for instruments ranked
   ≥ 20 and ×100 for those ranked ≥ 100 (smaller markets, smaller brackets); inverse caps 5, 10,
@@ -90,7 +91,7 @@ def make_universe(instruments: int = 200, inverse: int = 10, seed: int = 1) -> U
             assets.setdefault(base, Asset(code=base, scale=8))
             symbol = f"{base}USDT-PERP"
             price_scale = _price_scale(price)
-            qty_scale = min(8, max(0, 1 - math.floor(math.log10(price))))
+            qty_scale = min(8, max(0, math.floor(math.log10(price)) - 1))
             kind, quote, settle, multiplier = InstrumentKind.LINEAR_PERPETUAL, "USDT", "USDT", 1
             expiry = None
             divisor = 1 if k < 20 else (10 if k < 100 else 100)
