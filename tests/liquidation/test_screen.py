@@ -235,3 +235,23 @@ def test_one_instrument_tick_equals_a_full_revaluation(population):
         np.testing.assert_array_equal(screener.equity[:n], full.equity[:n])
         holders = book.holder_accounts(book.instruments.index[symbol])
         assert set(flagged.tolist()) == set(holders[full.flags[holders] == 1].tolist())
+
+
+def test_parallel_and_serial_kernels_agree(population, monkeypatch):
+    import fengkong.liquidation.screen as screen_module
+
+    universe, _, book = population
+    marks = shocked(universe, np.random.default_rng(3), 0.05)
+    for symbol, price in marks.items():
+        book.instruments.set_mark(symbol, price)
+    serial = Screener(book)
+    serial.tick_all()
+    monkeypatch.setattr(screen_module, "PARALLEL_MIN_ACCOUNTS", 0)
+    parallel = Screener(book)
+    parallel.tick_all()
+    n = book.accounts
+    np.testing.assert_array_equal(serial.flags[:n], parallel.flags[:n])
+    np.testing.assert_array_equal(serial.equity[:n], parallel.equity[:n])
+    np.testing.assert_array_equal(serial.maint[:n], parallel.maint[:n])
+    holders = np.sort(book.holder_accounts(0))
+    np.testing.assert_array_equal(parallel.revalue(holders), serial.revalue(holders))

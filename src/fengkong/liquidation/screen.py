@@ -42,10 +42,14 @@ from numba import prange
 from fengkong.liquidation.book import PositionBook
 from fengkong.liquidation.instruments import MissingMarkError
 
-__all__ = ["REL_BAND", "UNIT_BAND", "Screener", "position_margin"]
+__all__ = ["PARALLEL_MIN_ACCOUNTS", "REL_BAND", "UNIT_BAND", "Screener", "position_margin"]
 
 REL_BAND = 1e-9
 UNIT_BAND = 8.0
+PARALLEL_MIN_ACCOUNTS = 50_000
+"""Below this many accounts a tick runs on one thread: a parallel region waits for every
+worker to be scheduled, which on shared cores can cost more than the work (measured: ~8 ms
+for any parallel call while another process held one of this machine's two cores)."""
 
 
 @numba.njit(cache=True, inline="always")
@@ -103,6 +107,29 @@ def _tick_all(
     price, sign, settle, caps, mmr, cum, last, limit, unit_band, equity, maint, ratio, flags,
 ):  # fmt: skip
     for a in prange(n):
+        flags[a] = _revalue(a, wallet, start, count, inst, size, entry, margin, isolated,
+                            price, sign, settle, caps, mmr, cum, last, limit, unit_band,
+                            equity, maint, ratio)  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _tick_all_serial(
+    n, wallet, start, count, inst, size, entry, margin, isolated,
+    price, sign, settle, caps, mmr, cum, last, limit, unit_band, equity, maint, ratio, flags,
+):  # fmt: skip
+    for a in range(n):
+        flags[a] = _revalue(a, wallet, start, count, inst, size, entry, margin, isolated,
+                            price, sign, settle, caps, mmr, cum, last, limit, unit_band,
+                            equity, maint, ratio)  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _tick_accounts_serial(
+    accounts, wallet, start, count, inst, size, entry, margin, isolated,
+    price, sign, settle, caps, mmr, cum, last, limit, unit_band, equity, maint, ratio, flags,
+):  # fmt: skip
+    for j in range(accounts.shape[0]):
+        a = accounts[j]
         flags[a] = _revalue(a, wallet, start, count, inst, size, entry, margin, isolated,
                             price, sign, settle, caps, mmr, cum, last, limit, unit_band,
                             equity, maint, ratio)  # fmt: skip
@@ -202,7 +229,9 @@ class Screener:
             self.book.instruments.set_marks(marks)
         self._check_marks()
         self._fit()
-        _tick_all(self.book.accounts, *self._arrays())
+        n = self.book.accounts
+        kernel = _tick_all if n >= PARALLEL_MIN_ACCOUNTS else _tick_all_serial
+        kernel(n, *self._arrays())
         return np.flatnonzero(self.flags[: self.book.accounts])
 
     def tick_instrument(self, symbol: str, price: int) -> np.ndarray:
@@ -219,7 +248,8 @@ class Screener:
             return accounts
         self._check_marks(accounts)
         self._fit()
-        _tick_accounts(accounts, *self._arrays())
+        kernel = _tick_accounts if accounts.size >= PARALLEL_MIN_ACCOUNTS else _tick_accounts_serial
+        kernel(accounts, *self._arrays())
         return accounts[self.flags[accounts]]
 
     def candidates(self) -> np.ndarray:
