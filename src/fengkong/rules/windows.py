@@ -389,16 +389,17 @@ class LastWindow(KeyedWindow):
         return [data[0], data[1], self._in(data[2])]
 
 
-class _Distinct:
-    """Exact: ``latest`` value -> newest bucket, in ascending bucket order (so expired values
-    are popped from the front), and ``order`` the buckets ascending that received a value and
-    have not expired (a bucket whose values all moved on stays listed until it expires).
-    Sketch mode: ``sketch`` replaces both."""
+class _Distinct(OrderedDict):
+    """Exact: the mapping itself is value -> newest bucket, in ascending bucket order (so
+    expired values are popped from the front); ``order`` lists the buckets ascending that
+    received a value and have not expired (a bucket whose values all moved on stays listed
+    until it expires). Sketch mode: ``sketch`` replaces both. (Two objects per key: every
+    object a key holds is one more for the garbage collector to traverse.)"""
 
-    __slots__ = ("latest", "order", "sketch")
+    __slots__ = ("order", "sketch")
 
     def __init__(self) -> None:
-        self.latest: OrderedDict[Any, int] = OrderedDict()
+        super().__init__()
         self.order: deque[int] = deque()
         self.sketch: Sketch | None = None
 
@@ -407,14 +408,13 @@ def _evict_exact(state: _Distinct, cutoff: int) -> None:
     order = state.order
     while order and order[0] <= cutoff:
         order.popleft()
-    latest = state.latest
     expired = []
-    for value, bucket in latest.items():
+    for value, bucket in state.items():
         if bucket > cutoff:
             break
         expired.append(value)
     for value in expired:
-        del latest[value]
+        del state[value]
 
 
 def _second(item: tuple) -> Any:
@@ -466,7 +466,7 @@ class DistinctWindow(KeyedWindow):
         order = state.order
         if order and order[0] <= cutoff:
             _evict_exact(state, cutoff)
-        latest = state.latest
+        latest = state
         previous = latest.get(value)
         if previous is not None:
             if previous >= idx:
@@ -489,7 +489,8 @@ class DistinctWindow(KeyedWindow):
             for member, bucket_idx in latest.items():
                 sketch.add(bucket_idx, member)
             state.sketch = sketch
-            state.latest, state.order = OrderedDict(), deque()
+            state.clear()
+            state.order = deque()
 
     def read(self, key: Any, now: int) -> int:
         state = self.keys.get(key)
@@ -502,13 +503,13 @@ class DistinctWindow(KeyedWindow):
         order = state.order
         if order and order[0] <= cutoff:
             _evict_exact(state, cutoff)
-        return len(state.latest)
+        return len(state)
 
     def _state_out(self, state: _Distinct) -> Any:
         if state.sketch is not None:
             return {"sketch": state.sketch.state()}
         members: dict[int, list] = {}
-        for value, idx in state.latest.items():
+        for value, idx in state.items():
             members.setdefault(idx, []).append(value)
         return {"exact": [[idx, sorted(members.get(idx, ()))] for idx in state.order]}
 
@@ -520,5 +521,5 @@ class DistinctWindow(KeyedWindow):
         for idx, values in data["exact"]:
             state.order.append(idx)
             for value in values:
-                state.latest[value] = idx
+                state[value] = idx
         return state
