@@ -308,3 +308,25 @@ def test_inverse_perpetual_margin_is_in_coin() -> None:
     notional = -(-(100 * 100 * 10**8) // 51_000)
     loss = -(-(100 * 100 * 10**8) // 50_000) - (100 * 100 * 10**8) // 51_000
     assert accepted[0].reserved == -(-notional // 20) + loss
+
+
+def test_folded_linear_notional_equals_contract_math_charge() -> None:
+    """The gate's pre-resolved linear notional is ``ContractMath.charge(q, p, 1.0)`` exactly."""
+    import random
+
+    from fengkong.gate.events import GateInstrumentConfigured, TierRow
+    from fengkong.gate.rules import resolve_rules
+
+    *_, ledger = _setup()
+    rng = random.Random(5)
+    for symbol in (PERP, SPOT):
+        instrument = ledger.instruments[symbol]
+        math = ledger.contract_math(symbol)
+        tiers = [] if symbol == SPOT else [TierRow(floor="0", cap="1000000", max_leverage="20",
+                                                    mmr="0.01")]  # fmt: skip
+        config = GateInstrumentConfigured(seq=0, id="x", ts=0, symbol=symbol, tiers=tiers)
+        rules = resolve_rules(config, instrument, math, 8, 8)
+        for _ in range(500):
+            qty, price = rng.randint(1, 10**9), rng.randint(1, 10**9)
+            folded = -((-qty * price * rules.notional_num) // rules.notional_den)
+            assert folded == math.charge(qty, price, 10**8)

@@ -372,7 +372,11 @@ class Gate:
                 price = -((-(mark * _ONE + move)) // (_ONE * tick)) * tick
             else:
                 price = max((mark * _ONE - move) // (_ONE * tick) * tick, tick)
-        size = math.charge(qty, price, _ONE)  # notional at the order's price, rounded up
+        # notional at the order's price, rounded up (= math.charge(qty, price, 1.0))
+        if rules.linear:
+            size = -((-qty * price * rules.notional_num) // rules.notional_den)
+        else:
+            size = math.charge(qty, price, _ONE)
         if size < instrument.min_notional:
             raise Refusal(R.NOTIONAL_BELOW_MIN, "qty", event.qty, f"notional {size}")
         if rules.max_notional is not None and size > rules.max_notional:
@@ -429,7 +433,11 @@ class Gate:
                 if self._open_interest.get(event.symbol, 0) + opening > rules.oi_cap:
                     raise Refusal(R.OPEN_INTEREST_CAP, "qty", event.qty)
             tiers = rules.tiers
-            worst = math.charge(exposure, price if price > mark else mark, _ONE)
+            at = price if price > mark else mark
+            if rules.linear:
+                worst = -((-exposure * at * rules.notional_num) // rules.notional_den)
+            else:
+                worst = math.charge(exposure, at, _ONE)
             bracket = bisect_left(tiers.caps, worst)
             if bracket == len(tiers.caps):
                 raise Refusal(R.NOTIONAL_BEYOND_TIERS, "qty", event.qty, f"exposure {exposure}")

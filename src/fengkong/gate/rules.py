@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from math import gcd
+
 from fengkong.engine.component import RejectError
 from fengkong.gate.events import GateInstrumentConfigured
 from fengkong.ledger.contracts import RATE_SCALE, ContractMath
@@ -13,6 +15,11 @@ from fengkong.model.instruments import Instrument
 __all__ = ["InstrumentRules", "resolve_rules"]
 
 
+def _scaler(exponent: int) -> tuple[int, int]:
+    """``(up, down)`` with ``10**exponent == up / down``."""
+    return (10**exponent, 1) if exponent >= 0 else (1, 10**-exponent)
+
+
 class InstrumentRules:
     """Everything the per-order path needs about one instrument, pre-resolved.
 
@@ -22,9 +29,9 @@ class InstrumentRules:
     """
 
     __slots__ = (
-        "band", "base_per_qty", "config", "default_leverage", "fee_reserve", "math",
-        "max_notional", "oi_cap", "position_limit", "settle", "slippage", "spot", "symbol",
-        "tiers",
+        "band", "base_per_qty", "config", "default_leverage", "fee_reserve", "linear", "math",
+        "max_notional", "notional_den", "notional_num", "oi_cap", "position_limit", "settle",
+        "slippage", "spot", "symbol", "tiers",
     )  # fmt: skip
 
     def __init__(
@@ -41,6 +48,13 @@ class InstrumentRules:
         self.spot = instrument.is_spot
         self.settle = instrument.settle
         self.math = math
+        # linear notional rounded up, ``ContractMath.charge(q, p, 1.0)`` with its constants
+        # folded: ceil(q × p × num / den)
+        self.linear = not math.inverse
+        up, down = _scaler(math.settle_scale - math.value_scale)
+        divisor = gcd(math.multiplier * up, down)
+        self.notional_num = math.multiplier * up // divisor
+        self.notional_den = down // divisor
         self.tiers = tiers
         self.default_leverage = config.default_leverage
         self.band = numbers["price_band"]
