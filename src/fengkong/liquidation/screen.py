@@ -238,19 +238,21 @@ class Screener:
         """New mark of ``symbol`` (integer price units): revalue only its holders; return
         those flagged, ascending. Their other instruments' marks must be set."""
         i = self.book.instruments.set_mark(symbol, price)
-        return self.revalue(np.sort(self.book.holder_accounts(i)))
+        return self.revalue(self.book.holder_accounts(i))
 
     def revalue(self, accounts: np.ndarray) -> np.ndarray:
         """Revalue the given accounts (distinct indices, e.g. after their positions changed)
-        at the current marks; return those flagged, in the given order."""
-        accounts = np.asarray(accounts, dtype=np.int64)
+        at the current marks; return those flagged, ascending."""
+        accounts = np.asarray(accounts)
         if accounts.size == 0:
-            return accounts
+            return accounts.astype(np.int64)
+        if accounts.dtype != np.int32:
+            accounts = accounts.astype(np.int32)
         self._check_marks(accounts)
         self._fit()
         kernel = _tick_accounts if accounts.size >= PARALLEL_MIN_ACCOUNTS else _tick_accounts_serial
         kernel(accounts, *self._arrays())
-        return accounts[self.flags[accounts]]
+        return np.sort(accounts[self.flags[accounts]]).astype(np.int64)
 
     def candidates(self) -> np.ndarray:
         """Every account flagged by its latest revaluation, ascending."""
