@@ -134,7 +134,7 @@ def test_leverage_must_fit_the_bracket_of_the_resulting_notional() -> None:
     """2021 BTCUSDT table: 125x up to 50,000 notional, 100x to 250,000, 50x to 1,000,000."""
     log, engine, gate, _ = _setup("1000000")
     engine.process(log.make(SetLeverage, account="alice", symbol=PERP, leverage=100))
-    assert gate.leverage[("alice", PERP)] == 100
+    assert gate.leverage[PERP]["alice"] == 100
     assert _reason(engine.process(order(log, "a", "alice", PERP, "buy", "5", "50000"))) is None
     outputs = engine.process(order(log, "b", "alice", PERP, "buy", "0.1", "50000"))
     assert _reason(outputs) is R.LEVERAGE_EXCEEDS_TIER  # 5.1 BTC = 255,000 notional: 50x max
@@ -330,3 +330,20 @@ def test_folded_linear_notional_equals_contract_math_charge() -> None:
             qty, price = rng.randint(1, 10**9), rng.randint(1, 10**9)
             folded = -((-qty * price * rules.notional_num) // rules.notional_den)
             assert folded == math.charge(qty, price, 10**8)
+
+
+def test_done_after_a_forced_charge_took_locked_funds_releases_what_is_left() -> None:
+    """Funding beyond the free wallet is taken from locked funds (the ledger's forced charge);
+    the spot order's later release is capped by what is still locked."""
+    from fengkong.model.events import FundingPayment
+
+    log, engine, gate, ledger = _setup("100")
+    engine.process(log.fill(PERP, "50000", "0.001", buyer="alice", seller="mm"))
+    engine.process(order(log, "b", "alice", SPOT, "buy", "0.0019", "50000"))  # locks 95.095
+    usdt = ledger.accounts["alice"].balances["USDT"]
+    assert usdt.locked == 95_095_000_00
+    # a 10 % funding rate on 50 USDT of notional charges 5 USDT: free 4.905, then 0.095 locked
+    engine.process(log.make(FundingPayment, symbol=PERP, rate="0.1", mark_price="50000"))
+    assert usdt.free == 0 and usdt.locked == 95_000_000_00
+    assert engine.process(log.make(OrderDone, order_id="b", reason="cancelled")) == []
+    assert (usdt.free, usdt.locked) == (95 * USDT, 0) and gate.orders == {}

@@ -94,6 +94,7 @@ _CANCEL_ONLY = TradingState.CANCEL_ONLY
 _HALTED = TradingState.HALTED
 _RANK = {state: i for i, state in enumerate(TradingState)}
 _DONE_REASONS = frozenset(DoneReason)
+_NO_CACHE: dict[str, Any] = {}  # an empty mapping for two-level lookups; never written
 _MARK_REASONS = {"missing": R.MARK_MISSING, "stale": R.MARK_STALE, "index_stale": R.INDEX_STALE}
 
 
@@ -160,14 +161,14 @@ class Gate:
         self.rules: dict[str, InstrumentRules] = {}
         self.states: dict[tuple[str, str], TradingState] = {}
         self.platform_state = _ACTIVE
-        self.leverage: dict[tuple[str, str], int] = {}
+        self.leverage: dict[str, dict[str, int]] = {}  # symbol -> account -> leverage
         self.orders: dict[str, GateOrder] = {}
         self.buckets: dict[str, tuple[int, int]] = {}  # account -> (milli-tokens, last ts)
         self._books: dict[str, _Book] = {}
         self._long: dict[str, dict[str, int]] = {}  # symbol -> account -> long contracts
         self._open_interest: dict[str, int] = {}
         self._epoch = 0
-        self._surplus: dict[tuple[str, str], tuple[int, int, int]] = {}
+        self._surplus: dict[str, dict[str, tuple[int, int, int]]] = {}  # asset -> account
 
     # --- engine component protocol --------------------------------------------------------
 
@@ -200,7 +201,7 @@ class Gate:
             "platform": self.platform_state.value,
             "states": sorted([sc, target, s.value] for (sc, target), s in self.states.items()),
             "instruments": [self.rules[s].config for s in sorted(self.rules)],
-            "leverage": sorted([a, s, x] for (a, s), x in self.leverage.items()),
+            "leverage": sorted([a, s, x] for s, by in self.leverage.items() for a, x in by.items()),
             "orders": [self.orders[o] for o in sorted(self.orders)],
             "buckets": sorted([a, t, ts] for a, (t, ts) in self.buckets.items()),
         }  # fmt: skip
@@ -216,7 +217,8 @@ class Gate:
         self.states = {(scope, target): TradingState(s) for scope, target, s in data["states"]}
         for raw in data["instruments"]:
             self._install(msgspec.convert(raw, GateInstrumentConfigured))
-        self.leverage = {(a, s): x for a, s, x in data["leverage"]}
+        for a, s, x in data["leverage"]:
+            self.leverage.setdefault(s, {})[a] = x
         for raw in data["orders"]:
             order = msgspec.convert(raw, GateOrder)
             self.orders[order.order_id] = order
@@ -441,7 +443,9 @@ class Gate:
             bracket = bisect_left(tiers.caps, worst)
             if bracket == len(tiers.caps):
                 raise Refusal(R.NOTIONAL_BEYOND_TIERS, "qty", event.qty, f"exposure {exposure}")
-            leverage = self.leverage.get((event.account, event.symbol), rules.default_leverage)
+            leverage = self.leverage.get(event.symbol, _NO_CACHE).get(
+                event.account, rules.default_leverage
+            )
             tier = tiers.tiers[bracket]
             if leverage > tier.max_leverage:
                 raise Refusal(R.LEVERAGE_EXCEEDS_TIER, "leverage", leverage,
@@ -465,7 +469,7 @@ class Gate:
             else:
                 balance = account.balances.get(settle)
                 wallet = balance.free if balance is not None else 0
-                cached = self._surplus.get((event.account, settle))
+                cached = self._surplus.get(settle, _NO_CACHE).get(event.account)
                 if cached is not None and cached[0] == self._epoch and event.ts <= cached[1]:
                     surplus = cached[2]
                 else:
@@ -548,8 +552,7 @@ class Gate:
         """``Σ UPNL − Σ IM`` over the account's cross positions settled in ``asset``, at their
         marks. Cached until an event that can move a mark or a position (epoch) or until the
         first of those marks' indexes could age out (``fresh_until``)."""
-        key = (account.id, asset)
-        cached = self._surplus.get(key)
+        cached = self._surplus.get(asset, _NO_CACHE).get(account.id)
         if cached is not None and cached[0] == self._epoch and now <= cached[1]:
             return cached[2]
         total = 0
@@ -570,13 +573,13 @@ class Gate:
             if fresh_until < valid_until:
                 valid_until = fresh_until
             leverage = (
-                self.leverage.get((account.id, symbol), rules.default_leverage)
+                self.leverage.get(symbol, _NO_CACHE).get(account.id, rules.default_leverage)
                 if rules is not None
                 else 1
             )
             total += unrealized_pnl(math, position.qty, position.entry_value, mark)
             total -= initial_margin(notional(math, position.qty, mark), leverage)
-        self._surplus[key] = (self._epoch, valid_until, total)
+        self._surplus.setdefault(asset, {})[account.id] = (self._epoch, valid_until, total)
         return total
 
     def _isolated_available(
@@ -587,7 +590,7 @@ class Gate:
         if position is None:
             return 0
         math = rules.math
-        leverage = self.leverage.get((account.id, symbol), rules.default_leverage)
+        leverage = self.leverage.get(symbol, _NO_CACHE).get(account.id, rules.default_leverage)
         return (
             position.isolated_margin
             + unrealized_pnl(math, position.qty, position.entry_value, mark)
@@ -636,8 +639,10 @@ class Gate:
             )
         if event.reason not in _DONE_REASONS:
             raise RejectError(RejectReason.INVALID_PARAMETER, "reason", event.reason, "")
-        if order.spot and order.reserved:
-            self.ledger.unlock(order.account, order.asset, order.reserved)
+        if order.spot:
+            left = self._still_locked(order, order.reserved)
+            if left:
+                self.ledger.unlock(order.account, order.asset, left)
         self._remove_from_book(order)
         del self.orders[event.order_id]
         return []
@@ -674,10 +679,17 @@ class Gate:
         releases = []
         for order, filled in self._filled_orders(event):
             if order.spot:
-                amount = release_share(order, filled)
+                amount = self._still_locked(order, release_share(order, filled))
                 if amount:
                     releases.append((order.account, order.asset, amount))
         return releases
+
+    def _still_locked(self, order: GateOrder, amount: int) -> int:
+        """``amount`` capped by the account's locked balance: a forced charge (funding or
+        expiry beyond the free wallet, ``Ledger._force_charge``) may have taken locked funds."""
+        balance = self.ledger.accounts[order.account].balances.get(order.asset)
+        locked = balance.locked if balance is not None else 0
+        return amount if amount <= locked else locked
 
     def _on_fill(self, event: Fill) -> None:
         self._epoch += 1
@@ -770,7 +782,7 @@ class Gate:
         if event.leverage > maximum:
             raise RejectError(RejectReason.INVALID_PARAMETER, "leverage", event.leverage,
                               f"bracket maximum {maximum}")  # fmt: skip
-        self.leverage[(event.account, event.symbol)] = event.leverage
+        self.leverage.setdefault(event.symbol, {})[event.account] = event.leverage
         self._epoch += 1
         return []
 
