@@ -85,3 +85,62 @@ def test_random_requests_keep_reservations_exact(
         engine.process(log.make(OrderDone, order_id=order_id, reason="expired"))
     assert gate.orders == {}
     assert all(locked == 0 for _, locked in _balances(ledger, "alice").values())
+
+
+_spot_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["new", "new", "fill", "fill", "done"]),
+        st.sampled_from(["buy", "sell"]),
+        st.integers(1, 50_000),  # quantity in 0.00001 BTC lots
+        st.integers(-500, 0),  # price improvement for fills / offset for new orders, in 0.01
+        st.integers(0, 10**6),  # which open order
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=60)
+@given(ops=_spot_ops)
+def test_spot_locks_always_equal_open_reservations_through_fills(ops) -> None:
+    """Spot: after every request, fill (naming the order, at its price or better, taker fee at
+    the reserved 0.1 %) and completion, the ledger's locked balance of each asset equals the sum
+    of the gate's open reservations in it, and the asset totals never change."""
+    log = gated_exchange(
+        {SPOT: "50000"},
+        {"alice": {"USDT": "30000", "BTC": "1"}, "mm": {"USDT": "100000000", "BTC": "1000"}},
+    )
+    engine, _ = run(log.events, gated_engine())
+    gate, ledger = engine.component("gate"), engine.component("ledger")
+    totals = ledger.asset_totals()
+    for i, (op, side, lots, offset, pick) in enumerate(ops):
+        open_ids = sorted(gate.orders)
+        if op == "new":
+            price = 5_000_000 + offset if side == "buy" else 5_000_000 - offset
+            engine.process(order(log, f"o{i}", "alice", SPOT, side, f"{lots / 10**5:.5f}",
+                                 f"{price / 100:.2f}"))  # fmt: skip
+        elif open_ids:
+            gated = gate.orders[open_ids[pick % len(open_ids)]]
+            if op == "done":
+                engine.process(log.make(OrderDone, order_id=gated.order_id, reason="cancelled"))
+            else:
+                remaining = abs(gated.qty)
+                qty = min(lots, remaining)
+                better = gated.price + (offset if gated.qty > 0 else -offset)
+                buyer, seller = ("alice", "mm") if gated.qty > 0 else ("mm", "alice")
+                ids = {"buy_order_id" if gated.qty > 0 else "sell_order_id": gated.order_id}
+                outputs = engine.process(
+                    log.fill(SPOT, f"{better / 100:.2f}", f"{qty / 10**5:.5f}", buyer=buyer,
+                             seller=seller, taker_side="buy" if gated.qty > 0 else "sell",
+                             taker_fee_rate="0.001", **ids)
+                )  # fmt: skip
+                assert outputs == [], outputs
+                if qty == remaining:
+                    engine.process(log.make(OrderDone, order_id=gated.order_id, reason="filled"))
+        reserved: dict[str, int] = {}
+        for gated in gate.orders.values():
+            reserved[gated.asset] = reserved.get(gated.asset, 0) + gated.reserved
+        for asset, balance in ledger.accounts["alice"].balances.items():
+            assert balance.locked == reserved.get(asset, 0), asset
+            assert balance.free >= 0
+        assert ledger.asset_totals() == totals
