@@ -301,14 +301,8 @@ STALE_AFTER_MS = 600_000
 
 
 def gated_engine() -> Engine:
-    """An engine of ledger, market and gate (the gate is not in the default engine yet)."""
-    from fengkong.gate import Gate
-    from fengkong.ledger.ledger import Ledger
-    from fengkong.market.component import MarketComponent
-
-    ledger = Ledger()
-    market = MarketComponent(ledger)
-    return Engine(components=[ledger, market, Gate(ledger, market)])
+    """The embedded default engine (ledger, market, gate, rules)."""
+    return Engine()
 
 
 def priced(

@@ -17,7 +17,7 @@ from tests.factories import exchange, run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "exchange-day.jsonl"
-EXAMPLE_HASH = "631fec76570039868b5cf195c5d2b7ca0557b30e04e4e3a4d329940c574540a4"
+EXAMPLE_HASH = "9e90d0e4f820f8f426f8c115f4781b27643b5a170d85d4258cc44ca1f706e94a"
 
 
 def funded_engine():
@@ -83,8 +83,10 @@ def test_example_log_replays_to_its_recorded_state_hash():
     kinds = {type(o).__name__ for o in outputs}
     assert {
         "Rejected", "Duplicate", "FundingSettled", "InstrumentSettled", "IndexPrice",
-        "MarkPrice", "Decision",
+        "MarkPrice", "Decision", "OrderAccepted", "OrderRejected",
     } <= kinds  # fmt: skip
+    refused = [o.reason.value for o in outputs if type(o).__name__ == "OrderRejected"]
+    assert refused == ["insufficient_margin", "unknown_account", "price_outside_band"]
     decisions = [o.outcome.value for o in outputs if type(o).__name__ == "Decision"]
     assert decisions == ["allow", "hold_withdrawal", "block"]
 

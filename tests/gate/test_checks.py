@@ -252,17 +252,12 @@ def test_replace_re_checks_with_the_old_reservation_released() -> None:
 
 def test_snapshot_restore_keeps_orders_reservations_and_hash() -> None:
     from fengkong.engine import Engine
-    from fengkong.gate import Gate
-    from fengkong.ledger.ledger import Ledger
-    from fengkong.market.component import MarketComponent
 
     log, engine, gate, _ = _setup()
     engine.process(order(log, "a", "alice", PERP, "buy", "0.1", "50000"))
     engine.process(order(log, "s", "alice", SPOT, "sell", "0.5", "50000"))
     engine.process(log.fill(PERP, "50000", "0.04", buyer="alice", seller="mm", buy_order_id="a"))
-    ledger = Ledger()
-    market = MarketComponent(ledger)
-    restored = Engine.restore(engine.snapshot(), [ledger, market, Gate(ledger, market)])
+    restored = Engine.restore(engine.snapshot())
     assert restored.state_hash() == engine.state_hash()
     again = restored.component("gate")
     assert again.open_interest(PERP) == gate.open_interest(PERP) == 40

@@ -58,12 +58,15 @@ class SnapshotError(ValueError):
 
 def default_components() -> list[Component]:
     """The components of the embedded default engine, in processing order."""
+    from fengkong.gate import Gate
     from fengkong.ledger.ledger import Ledger
     from fengkong.market.component import MarketComponent
     from fengkong.rules.component import RulesComponent
 
     ledger = Ledger()
-    return [ledger, MarketComponent(ledger), RulesComponent()]
+    market = MarketComponent(ledger)
+    # rules last: it observes every event kind registered by the time it is built
+    return [ledger, market, Gate(ledger, market), RulesComponent()]
 
 
 class Engine:
