@@ -69,7 +69,7 @@ def test_from_ledger_converts_exact_units_to_natural_floats() -> None:
     assert_holder_index_consistent(book)
 
 
-def random_log(seed: int, fills: int):
+def random_log(seed: int, fills: int, usdt: str = "10000000", btc: str = "1000"):
     """Fills among one-way, hedge and isolated accounts on a linear and an inverse perpetual
     (opens, closes, flips, refused over-closes), margin transfers to isolated positions."""
     rng = random.Random(seed)
@@ -77,8 +77,8 @@ def random_log(seed: int, fills: int):
     log = exchange(*SYMBOLS)
     for i, name in enumerate(names):
         log.account(name, "hedge" if i % 3 == 2 else "one_way")
-        log.deposit(name, "USDT", "10000000")
-        log.deposit(name, "BTC", "1000")
+        log.deposit(name, "USDT", usdt)
+        log.deposit(name, "BTC", btc)
     for name in names[:4]:
         log.make(SetMarginMode, account=name, symbol="BTCUSD-PERP", mode="isolated")
     for _ in range(fills):

@@ -255,3 +255,47 @@ def test_parallel_and_serial_kernels_agree(population, monkeypatch):
     np.testing.assert_array_equal(serial.maint[:n], parallel.maint[:n])
     holders = np.sort(book.holder_accounts(0))
     np.testing.assert_array_equal(parallel.revalue(holders), serial.revalue(holders))
+
+
+def test_book_kept_in_step_by_events_screens_every_exact_candidate() -> None:
+    """Fills through the engine, the book synced and the touched accounts revalued after each
+    one (as the liquidation component will): at marks that put accounts under water, the
+    screen misses no exact candidate, and the exact re-check of its flags is the exact set."""
+    from fengkong.engine import Engine
+    from fengkong.model.events import Fill, MarginTransfer
+    from tests.liquidation.test_book import TABLES, random_log
+
+    engine = Engine()
+    ledger = engine.component("ledger")
+    book = screener = None
+    marks = {"BTCUSDT-PERP": 500_000, "BTCUSD-PERP": 500_000}
+    for item in random_log(seed=3, fills=400, usdt="1500", btc="0.03"):
+        engine.process(item)
+        touched = (
+            [item.buyer, item.seller] if isinstance(item, Fill)
+            else [item.account] if isinstance(item, MarginTransfer) else []
+        )  # fmt: skip
+        if not touched:
+            continue
+        if book is None:
+            book = PositionBook.from_ledger(ledger, TABLES)
+            for symbol, price in marks.items():
+                book.instruments.set_mark(symbol, price)
+            screener = Screener(book)
+        for account in touched:
+            book.sync_account(ledger, account)
+        screener.revalue([book.account_index[a] for a in dict.fromkeys(touched)])
+    screener.tick_all()
+    found = set()
+    for linear, inverse in ((400_000, 500_000), (500_000, 620_000), (620_000, 400_000)):
+        screener.tick_instrument("BTCUSDT-PERP", linear)
+        screener.tick_instrument("BTCUSD-PERP", inverse)
+        marks = {"BTCUSDT-PERP": linear, "BTCUSD-PERP": inverse}
+        exact = exact_candidates(ledger, TABLES, marks)
+        flagged = [book.account_ids[a] for a in screener.candidates()]
+        assert set(exact) <= set(flagged)
+        assert exact_candidates(ledger, TABLES, marks, flagged) == [
+            a for a in ledger.accounts if a in set(exact)
+        ]
+        found.update(exact)
+    assert len(found) >= 5, "the marks put cross and isolated, one-way and hedge accounts under"
