@@ -93,9 +93,9 @@ def test_instrument_ranks_on_a_book_use_each_positions_margin_group() -> None:
     book.instruments.set_mark("BTCUSD-PERP", 500_000)
     screener = Screener(book)
     screener.tick_all()
-    slots, long, scores, lights = instrument_ranks(screener, "BTCUSDT-PERP")
-    owners = [book.account_ids[a] for s in slots for a in range(book.accounts)
-              if s in book.slots_of(a)]  # fmt: skip
+    accounts, legs, long, scores, lights = instrument_ranks(screener, "BTCUSDT-PERP")
+    owners = [book.account_ids[a] for a in accounts]
+    assert owners == ["a", "b", "c"] and legs.tolist() == [0, 0, 0]
     by_owner = dict(zip(owners, scores.tolist(), strict=True))
     # a: UP 10,000 on WB 4,000; MM 50,000 × 0.5 % − 50 = 200 (tier 2); equity 14,000
     assert by_owner["a"] == pytest.approx(10_000 / 4_000 * 200 / 14_000, rel=1e-12)

@@ -29,12 +29,15 @@ the queue; 1 = the bottom 20 %.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from fengkong.liquidation.book import PositionBook
 from fengkong.liquidation.screen import Screener, position_margin
 
 __all__ = [
+    "Ranks",
     "adl_queue",
     "binance_margin_ratio",
     "binance_pnl_pct",
@@ -96,11 +99,19 @@ def adl_queue(scores: np.ndarray, long: np.ndarray, side_long: bool) -> np.ndarr
     return candidates[order]
 
 
-def instrument_ranks(
-    screener: Screener, symbol: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Binance ADL ranks of every position in ``symbol`` at the screener's latest figures:
-    ``(slots, long, scores, lights)``.
+class Ranks(NamedTuple):
+    """ADL ranks of one instrument's positions, ordered by account index then leg: the
+    account index and ``leg`` (0 one-way, 1 hedge long, 2 hedge short) identify a position."""
+
+    accounts: np.ndarray
+    legs: np.ndarray
+    long: np.ndarray
+    scores: np.ndarray
+    lights: np.ndarray
+
+
+def instrument_ranks(screener: Screener, symbol: str) -> Ranks:
+    """Binance ADL ranks of every position in ``symbol`` at the screener's latest figures.
 
     Per position: ``UP`` its unrealized PnL; ``WB`` and the margin ratio those of its margin
     group — the cross wallet and the cross group's ``MM / equity`` in its settlement asset, or
@@ -117,6 +128,8 @@ def instrument_ranks(
     accounts = np.repeat(holders, counts)
     mine = book.inst[slots] == i
     slots, accounts = slots[mine], accounts[mine]
+    order = np.lexsort((book.leg[slots], accounts))
+    slots, accounts = slots[order], accounts[order]
     upnl, _, mm = position_margin(book, slots)
     s = int(book.instruments.settle[i])
     isolated = book.isolated[slots]
@@ -126,4 +139,4 @@ def instrument_ranks(
     ratio = np.where(equity > 0, maint / np.where(equity > 0, equity, 1.0), 0.0)
     scores = binance_pnl_pct(upnl, wallet) * ratio
     long = book.size[slots] > 0
-    return slots, long, scores, quintiles(scores, long)
+    return Ranks(accounts, book.leg[slots].astype(np.int8), long, scores, quintiles(scores, long))
