@@ -192,6 +192,12 @@ def check_balances(engine: Engine, expected: dict[str, int]) -> None:
                 assert held.free >= 0, (account.id, asset, held)
         for position in account.positions.values():
             assert position.isolated_margin >= 0
+    longs: dict[str, int] = {}
+    for account in ledger.accounts.values():
+        for position in account.positions.values():
+            if position.qty > 0:
+                longs[position.symbol] = longs.get(position.symbol, 0) + position.qty
+    assert {s: n for s, n in ledger.open_interest.items() if n} == longs
 
 
 events_and_cut = st.tuples(

@@ -165,8 +165,6 @@ class Gate:
         self.orders: dict[str, GateOrder] = {}
         self.buckets: dict[str, tuple[int, int]] = {}  # account -> (milli-tokens, last ts)
         self._books: dict[str, _Book] = {}
-        self._long: dict[str, dict[str, int]] = {}  # symbol -> account -> long contracts
-        self._open_interest: dict[str, int] = {}
         self._epoch = 0
         self._surplus: dict[str, dict[str, tuple[int, int, int]]] = {}  # asset -> account
 
@@ -237,7 +235,8 @@ class Gate:
         return wallet + self._cross_surplus(account, asset, now) - used
 
     def open_interest(self, symbol: str) -> int:
-        return self._open_interest.get(symbol, 0)
+        """Long contracts open in ``symbol`` (kept by the ledger)."""
+        return self.ledger.open_interest.get(symbol, 0)
 
     # --- order requests --------------------------------------------------------------------
 
@@ -432,7 +431,7 @@ class Gate:
                 raise Refusal(R.POSITION_LIMIT, "qty", event.qty, f"exposure {exposure}")
             if rules.oi_cap is not None:
                 opening = max(0, abs(position_qty + signed) - abs(position_qty))
-                if self._open_interest.get(event.symbol, 0) + opening > rules.oi_cap:
+                if self.ledger.open_interest.get(event.symbol, 0) + opening > rules.oi_cap:
                     raise Refusal(R.OPEN_INTEREST_CAP, "qty", event.qty)
             tiers = rules.tiers
             at = price if price > mark else mark
@@ -693,6 +692,8 @@ class Gate:
 
     def _on_fill(self, event: Fill) -> None:
         self._epoch += 1
+        if event.buy_order_id is None and event.sell_order_id is None:
+            return
         for order, filled in self._filled_orders(event):
             released = release_share(order, filled)
             self._remove_from_book(order)
@@ -700,30 +701,9 @@ class Gate:
             order.qty = remaining if order.qty > 0 else -remaining
             order.reserved -= released
             self._add_to_book(order)
-        self._track_open_interest(event.symbol, event.buyer)
-        self._track_open_interest(event.symbol, event.seller)
-
-    def _track_open_interest(self, symbol: str, account_id: str) -> None:
-        account = self.ledger.accounts.get(account_id)
-        if account is None:
-            return
-        held = 0
-        for leg in (_BOTH, _LONG):
-            position = account.positions.get((symbol, leg))
-            if position is not None and position.qty > 0:
-                held += position.qty
-        longs = self._long.setdefault(symbol, {})
-        before = longs.get(account_id, 0)
-        if held:
-            longs[account_id] = held
-        elif before:
-            del longs[account_id]
-        self._open_interest[symbol] = self._open_interest.get(symbol, 0) + held - before
 
     def _on_settlement(self, event: Settlement) -> None:
         self._epoch += 1
-        self._long.pop(event.symbol, None)
-        self._open_interest.pop(event.symbol, None)
 
     def _bump(self, _event: Any) -> None:
         self._epoch += 1
@@ -754,9 +734,6 @@ class Gate:
             ledger.assets[instrument.settle].scale,
             ledger.assets[instrument.base].scale,
         )
-        if config.symbol not in self._open_interest:
-            for (account_id, _leg), _position in list(ledger.holders(config.symbol).items()):
-                self._track_open_interest(config.symbol, account_id)
         self._epoch += 1
 
     def _on_set_leverage(self, event: SetLeverage) -> list[Output]:

@@ -133,6 +133,9 @@ class Ledger:
         self._holders: dict[str, dict[tuple[str, PositionSide], Position]] = {}
         self._rates: dict[str, int] = {}
         self._clearing: dict[str, tuple[Balance, Balance]] = {}
+        self.open_interest: dict[str, int] = {}
+        """Open interest per instrument: the sum of long contracts (every one-way long and
+        hedge long leg), kept by every fill and expiry; derived, so not in the snapshot."""
         self.reservations: Callable[[Fill], Sequence[tuple[str, str, int]]] | None = None
         """Hook of the pre-trade gate: for a fill naming gated orders, the exact
         ``(account, asset, amount)`` to move from locked to free so the fill can spend what
@@ -214,6 +217,8 @@ class Ledger:
                     isolated_margin=int(isolated),
                 )
                 self._index_position(account, position)
+                if position.qty > 0:
+                    self.open_interest[symbol] = self.open_interest.get(symbol, 0) + position.qty
             self.accounts[account_id] = account
 
     # --- queries used by other components and tests --------------------------------------
@@ -607,6 +612,9 @@ class Ledger:
         if position is None:
             position = Position(symbol=symbol, side=PositionSide(key[1]), margin_mode=margin_mode)
             self._index_position(account, position)
+        longs = (new_qty if new_qty > 0 else 0) - (position.qty if position.qty > 0 else 0)
+        if longs:
+            self.open_interest[symbol] = self.open_interest.get(symbol, 0) + longs
         position.qty = new_qty
         position.entry_value = new_value
         position.realized_pnl += pnl
@@ -719,6 +727,7 @@ class Ledger:
                 position.qty = 0
                 position.entry_value = 0
             self._close_out(account, position, settle)
+        self.open_interest.pop(event.symbol, None)
         self._set_instrument(msgspec.structs.replace(instrument, status=InstrumentStatus.SETTLED))
         outputs.append(
             InstrumentSettled(
