@@ -7,7 +7,7 @@ outcome over every pack. The shadow outcome is computed the same way with shadow
 counted as active, so a backtest or a dashboard shows what promoting them would change.
 
 Resolution reads one *row* per fired record, ``(pack, active, rank, score, reason, hold,
-error, ...)`` (see :func:`_row`): the rows of a pack's rules are built once when the pack is bound
+error)``: the rows of a pack's rules are built once when the pack is bound
 (:func:`rule_row`), so a decision adds a prebuilt tuple per fired rule and never looks
 outcomes up; only a record of a failed evaluation gets its row at decision time
 (:func:`fired_row`).
@@ -15,7 +15,6 @@ outcomes up; only a record of a failed evaluation gets its row at decision time
 
 from __future__ import annotations
 
-from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from fengkong.rules.events import Decision, FiredRule
@@ -82,81 +81,45 @@ def _band(outcome: Outcome, scores: dict[str, int], scoring: dict[str, list], re
     return outcome
 
 
-def _row(pack: str, active: bool, rank: int, score: int, reason: str, hold: int, error: bool):
-    """A decision row: the record's facts, then the same facts as counted for the active
-    outcome (0 or ``None`` for a shadow rule), so that a one-pack decision without errors
-    is resolved by ``max``/``sum`` over columns."""
-    counted = active and not error
-    return (
-        pack,
-        active,
-        rank,
-        score,
-        reason,
-        hold,
-        error,
-        rank if active else 0,
-        score if counted else 0,
-        reason if active else None,
-        hold if counted else 0,
-    )
-
-
 def rule_row(pack: str, rule: RuleSpec) -> tuple:
     """The decision row of a rule of ``pack`` (its label) that fired without error."""
     hold = rule.hold_hours if rule.outcome is Outcome.HOLD_WITHDRAWAL else 0
-    return _row(
-        pack, rule.mode == "active", SEVERITY[rule.outcome], rule.score, rule.reason, hold, False
+    return (
+        pack,
+        rule.mode == "active",
+        SEVERITY[rule.outcome],
+        rule.score,
+        rule.reason,
+        hold,
+        False,
     )
 
 
 def fired_row(record: FiredRule) -> tuple:
     """The decision row of a traced record (an erring one counts as ``review``)."""
-    active = record.mode == "active"
     if record.error:
-        return _row(record.pack, active, _REVIEW, 0, RULE_ERROR, 0, True)
+        return (record.pack, record.mode == "active", _REVIEW, 0, RULE_ERROR, 0, True)
     hold = record.hold_hours if record.outcome is Outcome.HOLD_WITHDRAWAL else 0
-    return _row(
-        record.pack, active, SEVERITY[record.outcome], record.score, record.reason, hold, False
+    return (
+        record.pack,
+        record.mode == "active",
+        SEVERITY[record.outcome],
+        record.score,
+        record.reason,
+        hold,
+        False,
     )
-
-
-_RANK, _SCORE, _ERROR = itemgetter(2), itemgetter(3), itemgetter(6)
-_ACTIVE_RANK, _ACTIVE_SCORE, _ACTIVE_REASON, _ACTIVE_HOLD = (
-    itemgetter(7),
-    itemgetter(8),
-    itemgetter(9),
-    itemgetter(10),
-)
-
-
-def _resolve_one_pack(rows: list[tuple], scoring: dict[str, list]):
-    """:func:`_resolve` for rows of one pack, none of them an error, in C-level passes."""
-    pack = rows[0][0]
-    reasons = list(dict.fromkeys(map(_ACTIVE_REASON, rows)))
-    if None in reasons:
-        reasons.remove(None)
-    score = sum(map(_ACTIVE_SCORE, rows))
-    outcome = _band(_OUTCOMES[max(map(_ACTIVE_RANK, rows))], {pack: score}, scoring, reasons)
-    shadow_outcome = _band(
-        _OUTCOMES[max(map(_RANK, rows))], {pack: sum(map(_SCORE, rows))}, scoring, []
-    )
-    if SEVERITY[outcome] > SEVERITY[shadow_outcome]:
-        shadow_outcome = outcome
-    return outcome, max(map(_ACTIVE_HOLD, rows)), score, reasons, shadow_outcome
 
 
 def _resolve(rows: list[tuple], scoring: dict[str, list]):
     """Outcome, hold hours, score and reason codes of the active rules, and the outcome
     with the shadow rules counted too, in one pass over the fired rows."""
-    if rows and rows[0][0] == rows[-1][0] and not any(map(_ERROR, rows)):
-        return _resolve_one_pack(rows, scoring)  # a pack's rows are contiguous
     active = shadow = 0
     hold = 0
     reasons: list[str] = []
     scores: dict[str, int] = {}
     shadow_scores: dict[str, int] = {}
-    for pack, is_active, rank, score, reason, rule_hold, error, *_ in rows:
+    for pack, is_active, rank, score, reason, rule_hold, error in rows:
         if not error:
             shadow_scores[pack] = shadow_scores.get(pack, 0) + score
         if rank > shadow:
