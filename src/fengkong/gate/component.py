@@ -70,7 +70,7 @@ from fengkong.model.enums import (
     TimeInForce,
 )
 from fengkong.model.events import Fill, Output, RejectReason, Settlement
-from fengkong.model.fixed import FixedPointError, parse_units
+from fengkong.model.fixed import FixedPointError, format_units, parse_units
 
 __all__ = ["Gate"]
 
@@ -225,6 +225,10 @@ class Gate:
 
     # --- queries ---------------------------------------------------------------------------
 
+    def _money(self, units: int, rules: InstrumentRules) -> str:
+        """Settlement-asset units as a decimal text, for refusal messages."""
+        return f"{format_units(units, self.ledger.assets[rules.settle].scale)} {rules.settle}"
+
     def available_margin(self, account_id: str, asset: str, now: int) -> int:
         """Cross available margin: ``wallet + UPNL − positions' IM − open orders' margin``."""
         account = self.ledger.accounts[account_id]
@@ -366,22 +370,29 @@ class Gate:
         if kind == _LIMIT:
             gap = price - mark if price > mark else mark - price
             if gap * _ONE > rules.band * mark:
-                raise Refusal(R.PRICE_OUTSIDE_BAND, "price", event.price, f"mark {mark}")
+                raise Refusal(
+                    R.PRICE_OUTSIDE_BAND, "price", event.price,
+                    f"mark {format_units(mark, math.price_scale)}",
+                )  # fmt: skip
         else:  # market: margined at the worst price its slippage protection allows
             move = mark * rules.slippage
             if sign > 0:
                 price = -((-(mark * _ONE + move)) // (_ONE * tick)) * tick
             else:
                 price = max((mark * _ONE - move) // (_ONE * tick) * tick, tick)
-        # notional at the order's price, rounded up (= math.charge(qty, price, 1.0))
+        # notional at the order's price, rounded up (= math.charge(qty, price, _ONE): rate 1)
         if rules.linear:
             size = -((-qty * price * rules.notional_num) // rules.notional_den)
         else:
             size = math.charge(qty, price, _ONE)
         if size < instrument.min_notional:
-            raise Refusal(R.NOTIONAL_BELOW_MIN, "qty", event.qty, f"notional {size}")
+            raise Refusal(
+                R.NOTIONAL_BELOW_MIN, "qty", event.qty, f"notional {self._money(size, rules)}"
+            )
         if rules.max_notional is not None and size > rules.max_notional:
-            raise Refusal(R.NOTIONAL_ABOVE_MAX, "qty", event.qty, f"notional {size}")
+            raise Refusal(
+                R.NOTIONAL_ABOVE_MAX, "qty", event.qty, f"notional {self._money(size, rules)}"
+            )
         # --- reduce-only, counts, rate ---
         signed = sign * qty
         book = self._books.get(event.account)
@@ -397,7 +408,10 @@ class Gate:
             reduces = position_qty * signed < 0 and qty <= abs(position_qty)
             if event.reduce_only and not reduces:
                 raise Refusal(
-                    R.REDUCE_ONLY_INCREASES, "reduce_only", True, f"position {position_qty}"
+                    R.REDUCE_ONLY_INCREASES,
+                    "reduce_only",
+                    True,
+                    f"position {format_units(position_qty, math.qty_scale)}",
                 )
             if state is _REDUCE_ONLY and not reduces:
                 raise Refusal(R.REDUCE_ONLY_STATE, scope, event.symbol)
@@ -428,7 +442,8 @@ class Gate:
         reduce_only = event.reduce_only
         if not reduce_only:
             if rules.position_limit is not None and exposure > rules.position_limit:
-                raise Refusal(R.POSITION_LIMIT, "qty", event.qty, f"exposure {exposure}")
+                raise Refusal(R.POSITION_LIMIT, "qty", event.qty,
+                              f"exposure {format_units(exposure, math.qty_scale)}")  # fmt: skip
             if rules.oi_cap is not None:
                 opening = max(0, abs(position_qty + signed) - abs(position_qty))
                 if self.ledger.open_interest.get(event.symbol, 0) + opening > rules.oi_cap:
@@ -441,7 +456,8 @@ class Gate:
                 worst = math.charge(exposure, at, _ONE)
             bracket = bisect_left(tiers.caps, worst)
             if bracket == len(tiers.caps):
-                raise Refusal(R.NOTIONAL_BEYOND_TIERS, "qty", event.qty, f"exposure {exposure}")
+                raise Refusal(R.NOTIONAL_BEYOND_TIERS, "qty", event.qty,
+                              f"notional {self._money(worst, rules)}")  # fmt: skip
             leverage = self.leverage.get(event.symbol, _NO_CACHE).get(
                 event.account, rules.default_leverage
             )
@@ -476,7 +492,8 @@ class Gate:
                 available = wallet + surplus - used
             if margin > available:
                 raise Refusal(R.INSUFFICIENT_MARGIN, "qty", event.qty,
-                              f"margin {margin} > available {available}")  # fmt: skip
+                              f"margin {self._money(margin, rules)} > available "
+                              f"{self._money(available, rules)}")  # fmt: skip
         # --- accept: nothing below may fail ---
         order = GateOrder(
             event.order_id,
@@ -521,7 +538,9 @@ class Gate:
         if replacing is not None and replacing.asset == asset:
             free += replacing.reserved
         if amount > free:
-            raise Refusal(R.INSUFFICIENT_BALANCE, "qty", event.qty, f"{asset} {amount} > {free}")
+            scale = self.ledger.assets[asset].scale
+            wanted, held = format_units(amount, scale), format_units(free, scale)
+            raise Refusal(R.INSUFFICIENT_BALANCE, "qty", event.qty, f"{asset} {wanted} > {held}")
         if replacing is not None and replacing.reserved:
             self.ledger.unlock(replacing.account, replacing.asset, replacing.reserved)
         self.ledger.lock(event.account, asset, amount)
