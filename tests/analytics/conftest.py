@@ -6,18 +6,14 @@ test that needs it is skipped with a message when it is absent.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from fengkong.analytics.history import DAILY_ASSETS, load_daily_closes
+from tests.conftest import SHARED_DATA as DATA_DIR
 
-DATA_DIR = Path(
-    os.environ.get("FENGKONG_DATA")
-    or Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
