@@ -3,11 +3,23 @@ volatility surface (SVI) fit and chain-wide mark IV + price.
 
 Run: ``.venv/bin/python benchmarks/bench_market.py`` (``--smoke`` for a few-second run).
 Prints p50 / p99 / p999 latencies and throughput; numbers go to docs/benchmarks.md.
+``--repeat K`` runs the per-tick measure K times (fresh engine each time) and prints each run.
+
+Deterministic per-tick cost, independent of machine load (same workload as the timed run;
+1,000 warm-up ticks, then N ticks processed inside ``functools.reduce``)::
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --collect-atstart=no \
+        --toggle-collect=functools_reduce python benchmarks/bench_market.py --callgrind N
+
+``I refs`` of ``--callgrind 20000`` minus ``--callgrind 0`` (the baseline), over 20,000, is the
+instruction count per tick. ``--opcodes N`` counts the bytecode instructions CPython executes
+per tick, by function (``sys.settrace`` with ``f_trace_opcodes``).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import random
 import sys
@@ -44,8 +56,8 @@ def _percentiles(samples_ns: list[int]) -> str:
     return f"p50 {p50:.1f} µs  p99 {p99:.1f} µs  p999 {p999:.1f} µs"
 
 
-def bench_tick(n: int) -> None:
-    """One SourcePrice through Engine.process: index recompute + mark update (+ outputs)."""
+def _tick_workload(n: int) -> tuple[Engine, list[SourcePrice]]:
+    """A configured engine and ``n`` SourcePrice ticks (6 sources round robin, 100 ms apart)."""
     log = exchange("BTCUSDT-PERP")
     log.make(
         IndexConfigured, index="BTCUSDT", price_scale=2,
@@ -65,6 +77,12 @@ def bench_tick(n: int) -> None:
                 SourcePrice, ts=ts, source=SOURCES[i % 6], symbol="BTCUSDT", price=price, time=ts
             )
         )
+    return engine, events
+
+
+def bench_tick(n: int) -> list[int]:
+    """One SourcePrice through Engine.process: index recompute + mark update (+ outputs)."""
+    engine, events = _tick_workload(n)
     samples = []
     clock = time.perf_counter_ns
     for event in events:
@@ -75,6 +93,42 @@ def bench_tick(n: int) -> None:
         "index+mark per SourcePrice (6 sources, Engine.process):",
         _percentiles(samples[n // 10 :]),
     )
+    return samples[n // 10 :]
+
+
+def callgrind_ticks(n: int, warm: int = 1_000) -> None:
+    """``warm`` ticks, then ``n`` ticks inside functools.reduce (the callgrind toggle)."""
+    engine, events = _tick_workload(warm + n)
+    process = engine.process
+    for event in events[:warm]:
+        process(event)
+    functools.reduce(lambda _, event: process(event), events[warm:], None)
+
+
+def opcode_ticks(n: int, warm: int = 1_000) -> None:
+    """Bytecode instructions executed per tick, by function (sys.settrace, f_trace_opcodes)."""
+    engine, events = _tick_workload(warm + n)
+    process = engine.process
+    for event in events[:warm]:
+        process(event)
+    counts: dict[str, int] = {}
+
+    def tracer(frame, what, arg):
+        frame.f_trace_opcodes = True
+        if what == "opcode":
+            code = frame.f_code
+            key = f"{Path(code.co_filename).name}:{code.co_firstlineno} {code.co_qualname}"
+            counts[key] = counts.get(key, 0) + 1
+        return tracer
+
+    sys.settrace(tracer)
+    for event in events[warm:]:
+        process(event)
+    sys.settrace(None)
+    total = sum(counts.values())
+    print(f"bytecode instructions per tick: {total / n:.1f}")
+    for key, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"{count / n:8.1f}  {key}")
 
 
 def bench_greeks(repeats: int) -> None:
@@ -138,12 +192,27 @@ def bench_surface(repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="a few seconds, smaller samples")
+    parser.add_argument("--repeat", type=int, default=1, help="per-tick runs (best p99 shown)")
+    parser.add_argument("--callgrind", type=int, metavar="N", help="N ticks for callgrind only")
+    parser.add_argument("--opcodes", type=int, metavar="N", help="bytecodes per tick, by function")
     args = parser.parse_args()
+    if args.callgrind is not None:
+        callgrind_ticks(args.callgrind)
+        return
+    if args.opcodes is not None:
+        opcode_ticks(args.opcodes)
+        return
     print(
         f"python {platform.python_version()} on {platform.machine()}",
         f"({platform.processor() or 'cpu'})",
     )
-    bench_tick(5_000 if args.smoke else 200_000)
+    p99s = []
+    for _ in range(max(args.repeat, 1)):
+        p99s.append(np.percentile(bench_tick(5_000 if args.smoke else 200_000), 99) / 1000)
+    if len(p99s) > 1:
+        print(
+            f"per-tick p99 over {len(p99s)} runs: best {min(p99s):.1f} µs, worst {max(p99s):.1f} µs"
+        )
     bench_greeks(50 if args.smoke else 1_000)
     bench_surface(50 if args.smoke else 1_000)
 
