@@ -13,6 +13,7 @@ missing mark is refused and changes nothing, so the scheduler retries it.
 
 from __future__ import annotations
 
+from bisect import insort
 from typing import Any
 
 from fengkong.engine.component import RejectError
@@ -31,23 +32,16 @@ from fengkong.market.funding import (
     PREMIUM_SCALE,
     PremiumAverage,
     funding_rate,
-    next_settlement,
     premium_index,
 )
 from fengkong.market.index import (
     WEIGHT_SCALE,
     IndexStatus,
+    LiveIndex,
     OutlierRule,
-    SourceQuote,
-    compute_index,
+    nearest,
 )
-from fengkong.market.mark import (
-    BasisAverage,
-    funding_adjusted_index,
-    mark_dated,
-    mark_perpetual,
-    round_to_tick,
-)
+from fengkong.market.mark import BasisAverage
 from fengkong.model.enums import InstrumentKind
 from fengkong.model.events import Fill, Output, RejectReason
 from fengkong.model.fixed import FixedPointError, format_units, parse_units
@@ -57,6 +51,39 @@ __all__ = ["MarketComponent"]
 _PERPETUALS = (InstrumentKind.LINEAR_PERPETUAL, InstrumentKind.INVERSE_PERPETUAL)
 _HOUR_MS = 3_600_000
 _SETTLEMENT_GRACE_MS = 60_000  # a FundingDue may arrive up to 1 min after the hour
+_OK = IndexStatus.OK
+_MAX_TEXT = 40  # parse_units' limit on a decimal text
+
+
+def _price_units(text: str, scale: int, power: int) -> int:
+    """``parse_units(text, scale, field="price", minimum=1)`` (``power = 10**scale``).
+
+    The usual text (ASCII digits, no leading zero, at most ``scale`` decimals) is converted
+    here; anything else goes to ``parse_units``, which accepts or refuses it with its reasons.
+    """
+    whole, dot, fraction = text.partition(".")
+    if (
+        whole.isdigit()
+        and whole[0] != "0"
+        and len(text) <= _MAX_TEXT
+        and text.isascii()
+        and (fraction.isdigit() if dot else True)
+        and len(fraction) <= scale
+    ):
+        if fraction:
+            return int(whole + fraction) * 10 ** (scale - len(fraction))
+        return int(whole) * power  # >= power >= 1: the minimum holds
+    return _number(text, scale, "price", minimum=1)
+
+
+def _text(units: int, scale: int, power: int) -> str:
+    """``format_units(units, scale)`` (``power = 10**scale``), for non-negative ``units``."""
+    if units < 0:
+        return format_units(units, scale)
+    whole, fraction = divmod(units, power)
+    if not fraction:
+        return str(whole)
+    return f"{whole}.{fraction:0{scale}d}".rstrip("0")
 
 
 def _number(text: str, scale: int, field: str, minimum: int | None = None) -> int:
@@ -68,8 +95,8 @@ def _number(text: str, scale: int, field: str, minimum: int | None = None) -> in
 
 class _Index:
     __slots__ = (
-        "config", "fresh_until", "healthy", "limit", "marks", "quotes", "result_price",
-        "result_text", "status", "weights",
+        "config", "fresh_until", "healthy", "limit", "live", "marks", "power", "result_price",
+        "result_text", "scale", "status", "weights",
     )  # fmt: skip
 
     def __init__(self, config: IndexConfigured) -> None:
@@ -79,8 +106,16 @@ class _Index:
             for c in config.constituents
         }
         self.limit = parse_units(config.limit, WEIGHT_SCALE, field="limit")
-        self.quotes: dict[str, SourceQuote] = {}
-        self.marks: list[str] = []
+        self.scale = config.price_scale
+        self.power = 10**config.price_scale
+        self.live = LiveIndex(
+            self.weights,
+            stale_after_ms=config.stale_after_ms,
+            rule=config.rule,
+            limit=self.limit,
+            min_sources=config.min_sources,
+        )
+        self.marks: list[_Mark] = []  # the marks priced off this index, in symbol order
         self.result_price: int | None = None
         self.result_text: str | None = None  # result_price formatted at the index scale
         self.status = IndexStatus.STALE_NO_SOURCES
@@ -90,14 +125,21 @@ class _Index:
 
 class _Mark:
     __slots__ = (
-        "basis", "config", "interval_hours", "last_rate", "last_trade", "mark", "premium",
-        "price_scale", "settled_at", "stale", "tick", "to_index",
+        "basis", "config", "interval_hours", "interval_ms", "last_rate", "last_trade", "mark",
+        "power", "premium", "price_scale", "rate_one", "settled_at", "stale", "symbol", "tick",
+        "to_index",
     )  # fmt: skip
 
-    def __init__(self, config: MarkConfigured, tick: int, to_index: int, price_scale: int) -> None:
+    def __init__(
+        self, config: MarkConfigured, tick: int, to_index: int, price_scale: int, rate_scale: int
+    ) -> None:
         self.config = config
+        self.symbol = config.symbol
         self.price_scale = price_scale  # the instrument's
+        self.power = 10**price_scale
         self.interval_hours = config.funding.interval_hours if config.funding else None
+        self.interval_ms = self.interval_hours * _HOUR_MS if self.interval_hours else 0
+        self.rate_one = 10**rate_scale * self.interval_ms  # rate_scale units over the interval
         self.tick = tick * to_index  # tick in index units
         self.to_index = to_index  # instrument price unit -> index units
         self.basis = BasisAverage(config.basis_window, config.basis_sample_ms)
@@ -136,7 +178,7 @@ class MarketComponent:
 
     def canonical_state(self) -> dict[str, Any]:
         indexes = [
-            [name, ix.config, sorted([q.source, q.price, q.time] for q in ix.quotes.values())]
+            [name, ix.config, sorted([q.source, q.price, q.time] for q in ix.live.quotes())]
             for name, ix in sorted(self._indexes.items())
         ]
         marks = [
@@ -156,7 +198,7 @@ class MarketComponent:
         for name, config, quotes in data["indexes"]:
             index = _Index(msgspec.convert(config, IndexConfigured))
             for source, price, time in quotes:
-                index.quotes[source] = SourceQuote(source, price, index.weights[source], time)
+                index.live.load(source, price, time)
             self._indexes[name] = index
         for symbol, config, basis, premium, last_trade, rate, mark, stale, settled in data["marks"]:
             self._add_mark(msgspec.convert(config, MarkConfigured))
@@ -167,7 +209,9 @@ class MarketComponent:
             state.last_trade, state.last_rate, state.mark = last_trade, rate, mark
             state.stale, state.settled_at = stale, settled
         for index in self._indexes.values():
-            self._recompute_index(index, max((q.time for q in index.quotes.values()), default=0))
+            now = max((time for time in index.live.times if time is not None), default=0)
+            index.live.evaluate(now)
+            self._publish(index, now, None)
 
     # --- queries --------------------------------------------------------------------------
 
@@ -195,7 +239,8 @@ class MarketComponent:
         fresh_until = index.fresh_until
         if fresh_until is None:
             config = index.config
-            times = sorted((index.quotes[s].time for s in index.healthy), reverse=True)
+            live = index.live
+            times = sorted((live.times[live.slot[s]] for s in index.healthy), reverse=True)
             if len(times) < config.min_sources:
                 return None, "index_stale", 0
             fresh_until = index.fresh_until = times[config.min_sources - 1] + config.stale_after_ms
@@ -238,13 +283,12 @@ class MarketComponent:
         index = _Index(event)
         if previous is not None:
             index.marks = previous.marks
-            index.quotes = {
-                s: q._replace(weight=index.weights[s])
-                for s, q in previous.quotes.items()
-                if s in index.weights
-            }
+            for quote in previous.live.quotes():
+                if quote.source in index.weights:
+                    index.live.load(quote.source, quote.price, quote.time)
         self._indexes[event.index] = index
-        return self._recompute_index(index, event.ts, event)
+        index.live.evaluate(event.ts)
+        return self._publish(index, event.ts, event)
 
     def _on_source_price(self, event: SourcePrice) -> list[Output]:
         index = self._indexes.get(event.symbol)
@@ -252,23 +296,24 @@ class MarketComponent:
             raise RejectError(
                 RejectReason.UNKNOWN_INSTRUMENT, "symbol", event.symbol, "no such index"
             )
-        weight = index.weights.get(event.source)
-        if weight is None:
+        live = index.live
+        slot = live.slot.get(event.source)
+        if slot is None:
             raise RejectError(
                 RejectReason.INVALID_PARAMETER, "source", event.source, "not a constituent"
             )
-        price = _number(event.price, index.config.price_scale, "price", minimum=1)
-        if event.time > event.ts:
+        price = _price_units(event.price, index.scale, index.power)
+        time = event.time
+        now = event.ts
+        if time > now:
+            raise RejectError(RejectReason.INVALID_PARAMETER, "time", time, "after the event time")
+        previous = live.times[slot]
+        if previous is not None and time < previous:
             raise RejectError(
-                RejectReason.INVALID_PARAMETER, "time", event.time, "after the event time"
+                RejectReason.INVALID_PARAMETER, "time", time, "older than the last quote"
             )
-        previous = index.quotes.get(event.source)
-        if previous is not None and event.time < previous.time:
-            raise RejectError(
-                RejectReason.INVALID_PARAMETER, "time", event.time, "older than the last quote"
-            )
-        index.quotes[event.source] = SourceQuote(event.source, price, weight, event.time)
-        return self._recompute_index(index, event.ts, event)
+        live.update(slot, price, time, now)
+        return self._publish(index, now, event)
 
     def _on_mark_configured(self, event: MarkConfigured) -> list[Output]:
         instrument = self.ledger.instruments.get(event.symbol)
@@ -314,8 +359,9 @@ class MarketComponent:
                 RejectReason.ALREADY_EXISTS, "symbol", event.symbol, "mark already configured"
             )
         self._add_mark(event)
-        index.marks.append(event.symbol)
-        return self._update_mark(event.symbol, event.ts, event)
+        outputs: list[Output] = []
+        self._update_mark(self._marks[event.symbol], index, event.ts, event, outputs)
+        return outputs
 
     def _on_book_top(self, event: BookTop) -> list[Output]:
         mark = self._marks.get(event.symbol)
@@ -329,13 +375,16 @@ class MarketComponent:
         impact_bid = _number(event.impact_bid, scale, "impact_bid", minimum=1)
         impact_ask = _number(event.impact_ask, scale, "impact_ask", minimum=impact_bid)
         index = self._indexes[mark.config.index]
-        if index.status is not IndexStatus.OK or index.result_price is None:
-            return self._update_mark(event.symbol, event.ts, event)
+        outputs: list[Output] = []
+        if index.status is not _OK or index.result_price is None:
+            self._update_mark(mark, index, event.ts, event, outputs)
+            return outputs
         price = index.result_price
         mark.basis.observe(event.ts, (bid + ask) // 2 - price)
         if mark.premium is not None:
             mark.premium.observe(event.ts, premium_index(impact_bid, impact_ask, price))
-        return self._update_mark(event.symbol, event.ts, event)
+        self._update_mark(mark, index, event.ts, event, outputs)
+        return outputs
 
     def _on_fill(self, event: Fill) -> None:
         mark = self._marks.get(event.symbol)
@@ -406,30 +455,30 @@ class MarketComponent:
 
     def _add_mark(self, config: MarkConfigured) -> None:
         instrument = self.ledger.instruments[config.symbol]
-        scale = self._indexes[config.index].config.price_scale
-        self._marks[config.symbol] = _Mark(
+        index = self._indexes[config.index]
+        mark = _Mark(
             config,
             instrument.tick_size,
-            10 ** (scale - instrument.price_scale),
+            10 ** (index.scale - instrument.price_scale),
             instrument.price_scale,
+            self._rate_scale,
         )
+        self._marks[config.symbol] = mark
+        # symbol order, so that a restored engine (marks restored by symbol) emits in the same order
+        insort(index.marks, mark, key=_mark_symbol)
 
-    def _recompute_index(self, index: _Index, now: int, event: Any = None) -> list[Output]:
-        c = index.config
-        result = compute_index(
-            list(index.quotes.values()),
-            now=now,
-            stale_after_ms=c.stale_after_ms,
-            rule=c.rule,
-            limit=index.limit,
-            min_sources=c.min_sources,
-        )
-        changed = result.price != index.result_price or result.status is not index.status
-        if result.price is not None and result.price != index.result_price:
-            index.result_price = result.price
-            index.result_text = format_units(result.price, c.price_scale)
-        index.status = result.status
-        index.healthy = result.healthy
+    def _publish(self, index: _Index, now: int, event: Any) -> list[Output]:
+        """Take the index just computed by ``index.live``; outputs for ``event`` (none if None):
+        an IndexPrice when its price or status changed, then every mark on it that changed."""
+        live = index.live
+        price = live.price
+        status = live.status
+        changed = status is not index.status or price != index.result_price
+        if price is not None and price != index.result_price:
+            index.result_price = price
+            index.result_text = _text(price, index.scale, index.power)
+        index.status = status
+        index.healthy = live.healthy
         index.fresh_until = None
         outputs: list[Output] = []
         if event is None:
@@ -439,50 +488,68 @@ class MarketComponent:
                 IndexPrice(
                     seq=event.seq,
                     id=event.id,
-                    index=c.index,
+                    index=index.config.index,
                     price=index.result_text,
-                    status=result.status,
-                    sources=list(result.healthy),
+                    status=status,
+                    sources=list(live.healthy),
                 )
             )
-        for symbol in index.marks:
-            outputs.extend(self._update_mark(symbol, now, event))
+        for mark in index.marks:
+            self._update_mark(mark, index, now, event, outputs)
         return outputs
 
-    def _update_mark(self, symbol: str, now: int, event: Any) -> list[Output]:
-        mark = self._marks[symbol]
-        index = self._indexes[mark.config.index]
-        stale = index.status is not IndexStatus.OK or index.result_price is None
+    def _update_mark(
+        self, mark: _Mark, index: _Index, now: int, event: Any, outputs: list[Output]
+    ) -> None:
+        """Re-evaluate ``mark`` at ``now``; append a MarkPrice if its price or ``stale`` changed.
+
+        The same arithmetic as :mod:`fengkong.market.mark` (``funding_adjusted_index``,
+        ``mark_perpetual``, ``round_to_tick``), inlined for the per-tick path."""
+        ix = index.result_price
+        stale = index.status is not _OK or ix is None
         price = mark.mark
         if not stale:
-            ix = index.result_price
-            price2 = mark_dated(ix, mark.basis.average())
-            hours = mark.interval_hours
-            if hours is not None:
-                price1 = funding_adjusted_index(
-                    ix,
-                    mark.last_rate,
-                    self._rate_scale,
-                    next_settlement(now, hours) - now,
-                    hours * _HOUR_MS,
-                )
-                last = price2 if mark.last_trade is None else mark.last_trade
-                raw = mark_perpetual(price1, price2, last)
+            price2 = ix + mark.basis.average()  # mark_dated
+            interval = mark.interval_ms
+            if interval:
+                rate = mark.last_rate
+                if rate:  # funding_adjusted_index
+                    one = mark.rate_one
+                    price1 = nearest(
+                        ix * (one + rate * ((now // interval + 1) * interval - now)), one
+                    )
+                else:
+                    price1 = ix
+                last = mark.last_trade
+                if last is None:
+                    last = price2
+                # mark_perpetual: the median of (price1, price2, last)
+                if price1 <= price2:
+                    raw = price2 if price2 <= last else (last if price1 <= last else price1)
+                else:
+                    raw = price1 if price1 <= last else (last if price2 <= last else price2)
             else:
                 raw = price2
-            price = max(round_to_tick(raw, mark.tick), mark.tick)
+            tick = mark.tick
+            price = nearest(raw, tick) * tick  # round_to_tick
+            if price < tick:
+                price = tick
         if price == mark.mark and stale == mark.stale:
-            return []
+            return
         mark.mark, mark.stale = price, stale
         if price is None:
-            return []
-        return [
+            return
+        outputs.append(
             MarkPrice(
                 seq=event.seq,
                 id=event.id,
-                symbol=symbol,
-                price=format_units(price // mark.to_index, mark.price_scale),
+                symbol=mark.symbol,
+                price=_text(price // mark.to_index, mark.price_scale, mark.power),
                 index_price=index.result_text,
                 stale=stale,
             )
-        ]
+        )
+
+
+def _mark_symbol(mark: _Mark) -> str:
+    return mark.symbol
