@@ -392,3 +392,18 @@ def test_arbitrary_text_is_accepted_or_raises_the_documented_error(text):
         load_pack(pack_text([rule(text)]))
     except PackError as exc:
         assert exc.problems
+
+
+@pytest.mark.parametrize("text", ["1if event.amount else 2", '"\\d" == "x"'])
+def test_compiler_warnings_are_syntax_problems_not_stderr_noise(text: str) -> None:
+    """A text the compiler only warns about ("invalid decimal literal", an invalid escape) is
+    refused like any syntax error, and nothing is printed."""
+    import warnings
+
+    from fengkong.rules.language import parse_expression
+
+    problems: list = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parse_expression(text, "rules[0].if", problems) is None
+    assert [p.code.value for p in problems] == ["syntax"]

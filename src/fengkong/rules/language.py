@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import warnings
 from dataclasses import dataclass, field
 
 from fengkong.rules.errors import Problem, ProblemCode
@@ -168,7 +169,12 @@ def parse_expression(text: object, path: str, problems: list[Problem]) -> ast.Ex
         )
         return None
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():
+            # "invalid decimal literal", invalid escapes...: the compiler's warnings about a
+            # rule text are errors of that rule (they become SyntaxError), never stderr noise
+            warnings.simplefilter("error", SyntaxWarning)
+            warnings.simplefilter("error", DeprecationWarning)
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         line = exc.lineno or 1
         lines = text.strip().splitlines() or [""]
