@@ -15,9 +15,16 @@ Two steps, so that several feeds can be merged into one log before it is numbere
      of a Binance funding-rate history, at the scheduled settlement hour
      (:func:`~fengkong.feeds.binance_funding.settlement_time`), with the mark the caller's
      ``mark_at(ts)`` gives (the history does not publish the mark it settled at).
+   * :func:`observed_liquidations`: one :class:`~fengkong.market.events.ObservedLiquidation`
+     per Binance ``!forceOrder@arr`` record, at its trade time.
+   * :func:`option_marks`: one :class:`~fengkong.market.events.OptionMark` per row of a Deribit
+     chain snapshot, at the valuation time the caller gives (the file records none; see
+     :func:`fengkong.market.deribit.valuation_window`), the mark IV turned from percent into a
+     fraction exactly (``"52.34"`` -> ``"0.5234"``).
 
    Ids are derived from the content (``kline:<source>:<index>:<open_time>``,
-   ``funding:<symbol>:<settlement>``), so re-converting the same row gives the same id and the
+   ``funding:<symbol>:<settlement>``, ``forceorder:<venue>:<symbol>:<trade_time>:<n>``,
+   ``option-mark:<instrument>:<ts>``), so re-converting the same row gives the same id and the
    engine drops a re-delivered row as a duplicate.
 2. **Sequencing.** :func:`merge` interleaves draft streams by time (stable: equal times keep
    stream order); :func:`sequence` numbers drafts gap-free from ``start_seq`` and builds the
@@ -28,11 +35,14 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from typing import Any, NamedTuple
 
+from fengkong.feeds.binance_force_orders import ForceOrder
 from fengkong.feeds.binance_funding import FundingRecord, settlement_time
 from fengkong.feeds.binance_klines import RawKline
-from fengkong.market.events import SourcePrice
+from fengkong.feeds.deribit_options import DeribitOption
+from fengkong.market.events import ObservedLiquidation, OptionMark, SourcePrice
 from fengkong.model.events import Event, FundingPayment
 
 __all__ = [
@@ -41,6 +51,8 @@ __all__ = [
     "funding_payments",
     "kline_source_prices",
     "merge",
+    "observed_liquidations",
+    "option_marks",
     "sequence",
 ]
 
@@ -90,6 +102,47 @@ def funding_payments(
             FundingPayment,
             {"symbol": symbol, "rate": record.rate, "mark_price": mark_at(at)},
         )
+
+
+def observed_liquidations(records: Iterable[ForceOrder], *, venue: str) -> Iterator[Draft]:
+    """One ObservedLiquidation per forced order, at its trade time; ``n`` (the record's
+    position in the file) keeps two records of one symbol in the same millisecond apart."""
+    for n, record in enumerate(records):
+        yield Draft(
+            record.trade_time,
+            f"forceorder:{venue}:{record.symbol}:{record.trade_time}:{n}",
+            ObservedLiquidation,
+            {
+                "venue": venue,
+                "symbol": record.symbol,
+                "side": record.side,
+                "qty": record.qty,
+                "price": record.price,
+                "average_price": record.average_price,
+                "filled_qty": record.filled_qty,
+            },
+        )
+
+
+def option_marks(rows: Iterable[DeribitOption], *, at: int) -> Iterator[Draft]:
+    """One OptionMark per chain row at time ``at``: underlying price and mark IV (fraction)."""
+    for row in rows:
+        yield Draft(
+            at,
+            f"option-mark:{row.instrument_name}:{at}",
+            OptionMark,
+            {
+                "symbol": row.instrument_name,
+                "underlying_price": row.values["underlying_price"],
+                "mark_iv": _percent_to_fraction(row.values["mark_iv"]),
+            },
+        )
+
+
+def _percent_to_fraction(text: str) -> str:
+    """``"52.34"`` -> ``"0.5234"``, exactly (a decimal shift, no float)."""
+    value = Decimal(text).scaleb(-2)
+    return format(value.normalize(), "f") if value else "0"
 
 
 def merge(*streams: Iterable[Draft]) -> Iterator[Draft]:
