@@ -77,13 +77,15 @@ def _price_units(text: str, scale: int, power: int) -> int:
 
 
 def _text(units: int, scale: int, power: int) -> str:
-    """``format_units(units, scale)`` (``power = 10**scale``), for non-negative ``units``."""
-    if units < 0:
+    """``format_units(units, scale)`` (``power = 10**scale``): digits cut at the point when
+    ``units >= power`` (one ``str``, no division), ``format_units`` itself otherwise."""
+    if units < power or not scale:
         return format_units(units, scale)
-    whole, fraction = divmod(units, power)
-    if not fraction:
-        return str(whole)
-    return f"{whole}.{fraction:0{scale}d}".rstrip("0")
+    text = str(units)
+    fraction = text[-scale:].rstrip("0")
+    if fraction:
+        return text[:-scale] + "." + fraction
+    return text[:-scale]
 
 
 def _number(text: str, scale: int, field: str, minimum: int | None = None) -> int:

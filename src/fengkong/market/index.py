@@ -229,7 +229,10 @@ class LiveIndex:
     def update(self, k: int, price: int, time: int, now: int) -> None:
         """Slot ``k`` quotes ``price`` at ``time``; compute the index at event time ``now``."""
         cutoff = now - self.stale_after_ms
-        if cutoff < self._cutoff:  # time went backwards: expired quotes may be fresh again
+        previous = self.times[k]
+        if cutoff < self._cutoff or (previous is not None and time < previous):
+            # event time went backwards (expired quotes may be fresh again), or the source's own
+            # time did (the component refuses that): rebuild the fresh set from every quote
             self.prices[k] = price
             self.times[k] = time
             self._rebuild(cutoff)
@@ -238,31 +241,21 @@ class LiveIndex:
         self._cutoff = cutoff
         if cutoff > self._oldest:
             self._expire(cutoff)
-        fresh = self._fresh
-        w = self.weights[k]
-        if fresh[k]:
+        if self._fresh[k]:  # fresh now, and time >= its previous time: it stays fresh
             old = self.prices[k]
-            if time >= cutoff:  # stays fresh: move its price
-                if price != old:
-                    ordered = self._sorted
-                    ordered.remove(old)
-                    insort(ordered, price)
-                    self._acc += w * (price - old)
-                self._ftimes[k] = time  # later than before: ``oldest`` stays a lower bound
-            else:  # a quote already stale on arrival replaces a fresh one
-                self._sorted.remove(old)
-                self._acc -= w * old
-                self._total -= w
-                self._count -= 1
-                fresh[k] = False
-                self._ftimes[k] = _NEVER
-                self._names = None
+            if price != old:
+                ordered = self._sorted
+                ordered.remove(old)
+                insort(ordered, price)
+                self._acc += self.weights[k] * (price - old)
+            self._ftimes[k] = time  # later than before: ``oldest`` stays a lower bound
         elif time >= cutoff:
+            w = self.weights[k]
             insort(self._sorted, price)
             self._acc += w * price
             self._total += w
             self._count += 1
-            fresh[k] = True
+            self._fresh[k] = True
             self._ftimes[k] = time
             if time < self._oldest:
                 self._oldest = time
