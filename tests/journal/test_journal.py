@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -80,23 +81,49 @@ def test_foreign_file_is_refused(tmp_path):
         scan(path)
 
 
-def test_group_commit_acknowledges_by_group_and_on_sync(tmp_path):
+def wait_until_durable(writer: JournalWriter, seq: int, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while writer.durable_seq < seq:
+        assert time.monotonic() < deadline, f"durable_seq {writer.durable_seq} never reached {seq}"
+        time.sleep(0.001)
+
+
+def test_group_commit_acknowledges_full_groups_in_the_background_and_the_rest_on_sync(tmp_path):
     path = tmp_path / "events.fkj"
     writer = JournalWriter(path, Durability.GROUP, group_records=10, group_ms=60_000)
-    acks = [writer.append(event) for event in EVENTS[:25]]
-    assert acks == ([False] * 9 + [True]) * 2 + [False] * 5
-    assert writer.durable_seq == EVENTS[19].seq
-    assert len(scan(path).events) == 20  # the last 5 are still buffered
+    for event in EVENTS[:10]:
+        writer.append(event)
+    wait_until_durable(writer, EVENTS[9].seq)
+    for event in EVENTS[10:20]:
+        writer.append(event)
+    wait_until_durable(writer, EVENTS[19].seq)
+    for event in EVENTS[20:25]:
+        writer.append(event)
+    time.sleep(0.05)
+    assert writer.durable_seq == EVENTS[19].seq  # a partial group waits for its timer
+    assert scan(path).events == EVENTS[:20]
     writer.sync()
     assert writer.durable_seq == EVENTS[24].seq
     writer.close()
     assert scan(path).events == EVENTS[:25]
 
 
+def test_group_commit_timer_makes_a_partial_group_durable(tmp_path):
+    writer = JournalWriter(
+        tmp_path / "events.fkj", Durability.GROUP, group_records=1000, group_ms=20
+    )
+    for event in EVENTS[:3]:
+        writer.append(event)
+    wait_until_durable(writer, EVENTS[2].seq, seconds=2.0)
+    writer.close()
+    assert scan(tmp_path / "events.fkj").events == EVENTS[:3]
+
+
 def test_os_mode_writes_every_record_without_fsync(tmp_path):
     path = tmp_path / "events.fkj"
     writer = JournalWriter(path, Durability.OS)
-    assert writer.append(EVENTS[0]) is False
+    writer.append(EVENTS[0])
+    assert writer.durable_seq == 0  # never acknowledged as durable
     assert scan(path).events == EVENTS[:1]  # in the kernel already
     writer.close()
 

@@ -8,9 +8,10 @@ Durability (:class:`Durability`):
 
 * ``always``: every record is written and ``fsync``-ed before :meth:`JournalWriter.append`
   returns; an appended event is acknowledged and survives a crash of the process or machine.
-* ``group``: records are buffered and written + ``fsync``-ed together every ``group_records``
-  records or ``group_ms`` milliseconds (group commit); :attr:`JournalWriter.durable_seq` says
-  which events are acknowledged. Unacknowledged records may be lost.
+* ``group``: records are buffered and written + ``fsync``-ed together by a background thread
+  every ``group_records`` records or ``group_ms`` milliseconds (group commit), so the engine
+  never waits for the disk; :attr:`JournalWriter.durable_seq` says which events are
+  acknowledged. Unacknowledged records may be lost.
 * ``os``: every record is written to the kernel at once and never ``fsync``-ed; it survives a
   process crash but not necessarily a power loss.
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import enum
 import os
 import struct
-import time
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,8 +129,92 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _GroupCommitter:
+    """Group commit on a background thread: the engine thread appends encoded records to a
+    buffer under a lock; the flusher thread takes the whole buffer when ``group_records``
+    records are waiting, when ``group_seconds`` have passed since its last write, or when a
+    :meth:`sync` asks, then writes and ``fsync``-s it with the lock released (``fsync`` lets
+    the engine thread run on) and advances ``durable_seq``. A write error stops the flusher
+    and is raised, as :class:`JournalError`, by the next append or sync."""
+
+    def __init__(self, fd: int, durable_seq: int, group_records: int, group_seconds: float):
+        self.fd = fd
+        self.group_records = group_records
+        self.group_seconds = group_seconds
+        self.durable_seq = durable_seq
+        self._buffer = bytearray()
+        self._buffered = 0
+        self._buffered_seq = durable_seq
+        self._urgent = False
+        self._closing = False
+        self._failure: OSError | None = None
+        self._changed = threading.Condition(threading.Lock())
+        self._thread = threading.Thread(target=self._run, name="fengkong-journal", daemon=True)
+        self._thread.start()
+
+    def append(self, record: bytes, seq: int) -> None:
+        with self._changed:
+            if self._failure is not None:
+                raise JournalError(f"journal write failed: {self._failure}")
+            self._buffer += record
+            self._buffered += 1
+            self._buffered_seq = seq
+            # wake the committer when a group starts (its timer) and when it is full
+            if self._buffered == 1 or self._buffered >= self.group_records:
+                self._changed.notify_all()
+
+    def sync(self, seq: int) -> None:
+        """Block until every record up to ``seq`` is written and fsync-ed."""
+        with self._changed:
+            self._urgent = True
+            self._changed.notify_all()
+            while self.durable_seq < seq and self._failure is None:
+                self._changed.wait()
+            if self._failure is not None:
+                raise JournalError(f"journal write failed: {self._failure}")
+
+    def close(self) -> None:
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        self._thread.join()
+        if self._failure is not None:
+            raise JournalError(f"journal write failed: {self._failure}")
+
+    def _run(self) -> None:
+        changed = self._changed
+        while True:
+            with changed:
+                while not self._buffer and not self._closing:
+                    changed.wait()
+                if not self._buffer:
+                    return  # closing, nothing left
+                if not (self._urgent or self._closing or self._buffered >= self.group_records):
+                    changed.wait(self.group_seconds)
+                data, seq = bytes(self._buffer), self._buffered_seq
+                self._buffer.clear()
+                self._buffered = 0
+                self._urgent = False
+            try:
+                os.write(self.fd, data)
+                os.fsync(self.fd)
+            except OSError as exc:
+                with changed:
+                    self._failure = exc
+                    changed.notify_all()
+                return
+            with changed:
+                self.durable_seq = seq
+                changed.notify_all()
+
+
 class JournalWriter:
-    """Appends events to a journal file under a :class:`Durability` policy."""
+    """Appends events to a journal file under a :class:`Durability` policy.
+
+    :attr:`durable_seq` is the last event acknowledged as durable: in ``always`` mode every
+    appended event at once, in ``group`` mode as the background committer finishes each group,
+    in ``os`` mode never (a process crash loses nothing, a power loss may).
+    """
 
     def __init__(
         self,
@@ -145,14 +230,14 @@ class JournalWriter:
             )
         self.path = Path(path)
         self.durability = Durability(durability)
-        self.group_records = group_records
-        self.group_seconds = group_ms / 1000.0
         self.recovered = self._open()
-        self._buffer = bytearray()
-        self._buffered = 0
-        self._first_buffered_at = 0.0
         self._last_seq = self.recovered.events[-1].seq if self.recovered.events else 0
-        self.durable_seq = self._last_seq
+        self._durable_seq = self._last_seq
+        self._group = (
+            _GroupCommitter(self._fd, self._last_seq, group_records, group_ms / 1000.0)
+            if self.durability is Durability.GROUP
+            else None
+        )
 
     def _open(self) -> ScanResult:
         path = self.path
@@ -187,40 +272,36 @@ class JournalWriter:
         """Sequence number of the last appended event (acknowledged or not)."""
         return self._last_seq
 
-    def append(self, event: Event) -> bool:
-        """Append one event; return True when it (and all before it) is durable."""
+    @property
+    def durable_seq(self) -> int:
+        """Sequence number of the last event acknowledged as durable."""
+        return self._group.durable_seq if self._group is not None else self._durable_seq
+
+    def append(self, event: Event) -> None:
+        """Append one event (durable at once in ``always`` mode; see :attr:`durable_seq`)."""
         self._last_seq = event.seq
-        if self.durability is Durability.GROUP:
-            if not self._buffered:
-                self._first_buffered_at = time.monotonic()
-            self._buffer += encode_record(event)
-            self._buffered += 1
-            if (
-                self._buffered >= self.group_records
-                or time.monotonic() - self._first_buffered_at >= self.group_seconds
-            ):
-                self.sync()
-                return True
-            return False
+        if self._group is not None:
+            self._group.append(encode_record(event), event.seq)
+            return
         os.write(self._fd, encode_record(event))
-        if self.durability is Durability.OS:
-            return False
-        os.fsync(self._fd)
-        self.durable_seq = event.seq
-        return True
+        if self.durability is Durability.ALWAYS:
+            os.fsync(self._fd)
+            self._durable_seq = event.seq
 
     def sync(self) -> None:
-        """Write what is buffered and fsync: everything appended so far becomes durable."""
-        if self._buffer:
-            os.write(self._fd, self._buffer)
-            self._buffer.clear()
-            self._buffered = 0
+        """Make everything appended so far durable (write and fsync), blocking until it is."""
+        if self._group is not None:
+            self._group.sync(self._last_seq)
+            return
         os.fsync(self._fd)
-        self.durable_seq = self._last_seq
+        self._durable_seq = self._last_seq
 
     def close(self) -> None:
         if self._fd >= 0:
-            self.sync()
+            if self._group is not None:
+                self._group.close()
+            else:
+                self.sync()
             os.close(self._fd)
             self._fd = -1
 
