@@ -3,7 +3,7 @@ volatility surface (SVI) fit and chain-wide mark IV + price.
 
 Run: ``.venv/bin/python benchmarks/bench_market.py`` (``--smoke`` for a few-second run).
 Prints p50 / p99 / p999 latencies and throughput; numbers go to docs/benchmarks.md.
-``--repeat K`` runs the per-tick measure K times (fresh engine each time) and prints each run.
+``--repeat K`` runs each per-tick measure K times (fresh engine each time) and prints each run.
 
 Deterministic per-tick cost, independent of machine load (same workload as the timed run;
 1,000 warm-up ticks, then N ticks processed inside ``functools.reduce``)::
@@ -13,7 +13,8 @@ Deterministic per-tick cost, independent of machine load (same workload as the t
 
 ``I refs`` of ``--callgrind 20000`` minus ``--callgrind 0`` (the baseline), over 20,000, is the
 instruction count per tick. ``--opcodes N`` counts the bytecode instructions CPython executes
-per tick, by function (``sys.settrace`` with ``f_trace_opcodes``).
+per tick, by function (``sys.settrace`` with ``f_trace_opcodes``). ``--degraded`` counts the
+workload with one source stale and one capped on every tick instead.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ def _percentiles(samples_ns: list[int]) -> str:
     return f"p50 {p50:.1f} µs  p99 {p99:.1f} µs  p999 {p999:.1f} µs"
 
 
-def _tick_workload(n: int) -> tuple[Engine, list[SourcePrice]]:
-    """A configured engine and ``n`` SourcePrice ticks (6 sources round robin, 100 ms apart)."""
+def _tick_workload(n: int, degraded: bool = False) -> tuple[Engine, list[SourcePrice]]:
+    """A configured engine and ``n`` SourcePrice ticks (6 sources round robin, 100 ms apart).
+
+    ``degraded``: the last source quotes once and then goes quiet (stale after 10 s), and the
+    one before it always quotes 3 % high (capped at 1 % on every tick)."""
     log = exchange("BTCUSDT-PERP")
     log.make(
         IndexConfigured, index="BTCUSDT", price_scale=2,
@@ -69,45 +73,48 @@ def _tick_workload(n: int) -> tuple[Engine, list[SourcePrice]]:
     engine, _ = run(log.events, Engine([ledger, MarketComponent(ledger)]))
     rng = random.Random(1)
     events = []
+    live = SOURCES[:5] if degraded else SOURCES
     for i in range(n):
         ts = log.ts + 100
+        source = SOURCES[i] if degraded and i < 6 else live[i % len(live)]
         price = f"{60000 + rng.randint(-500, 500) / 100:.2f}"
+        if degraded and source == SOURCES[4]:
+            price = f"{61800 + rng.randint(-500, 500) / 100:.2f}"
         events.append(
-            log.make(
-                SourcePrice, ts=ts, source=SOURCES[i % 6], symbol="BTCUSDT", price=price, time=ts
-            )
+            log.make(SourcePrice, ts=ts, source=source, symbol="BTCUSDT", price=price, time=ts)
         )
     return engine, events
 
 
-def bench_tick(n: int) -> list[int]:
+def bench_tick(n: int, degraded: bool = False) -> list[int]:
     """One SourcePrice through Engine.process: index recompute + mark update (+ outputs)."""
-    engine, events = _tick_workload(n)
+    engine, events = _tick_workload(n, degraded)
     samples = []
     clock = time.perf_counter_ns
     for event in events:
         start = clock()
         engine.process(event)
         samples.append(clock() - start)
+    what = "one stale, one capped" if degraded else "6 sources"
     print(
-        "index+mark per SourcePrice (6 sources, Engine.process):",
+        f"index+mark per SourcePrice ({what}, Engine.process):",
         _percentiles(samples[n // 10 :]),
     )
     return samples[n // 10 :]
 
 
-def callgrind_ticks(n: int, warm: int = 1_000) -> None:
+def callgrind_ticks(n: int, degraded: bool = False, warm: int = 1_000) -> None:
     """``warm`` ticks, then ``n`` ticks inside functools.reduce (the callgrind toggle)."""
-    engine, events = _tick_workload(warm + n)
+    engine, events = _tick_workload(warm + n, degraded)
     process = engine.process
     for event in events[:warm]:
         process(event)
     functools.reduce(lambda _, event: process(event), events[warm:], None)
 
 
-def opcode_ticks(n: int, warm: int = 1_000) -> None:
+def opcode_ticks(n: int, degraded: bool = False, warm: int = 1_000) -> None:
     """Bytecode instructions executed per tick, by function (sys.settrace, f_trace_opcodes)."""
-    engine, events = _tick_workload(warm + n)
+    engine, events = _tick_workload(warm + n, degraded)
     process = engine.process
     for event in events[:warm]:
         process(event)
@@ -195,24 +202,31 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="per-tick runs (best p99 shown)")
     parser.add_argument("--callgrind", type=int, metavar="N", help="N ticks for callgrind only")
     parser.add_argument("--opcodes", type=int, metavar="N", help="bytecodes per tick, by function")
+    parser.add_argument(
+        "--degraded", action="store_true", help="--callgrind / --opcodes: one stale, one capped"
+    )
     args = parser.parse_args()
     if args.callgrind is not None:
-        callgrind_ticks(args.callgrind)
+        callgrind_ticks(args.callgrind, args.degraded)
         return
     if args.opcodes is not None:
-        opcode_ticks(args.opcodes)
+        opcode_ticks(args.opcodes, args.degraded)
         return
     print(
         f"python {platform.python_version()} on {platform.machine()}",
         f"({platform.processor() or 'cpu'})",
     )
-    p99s = []
-    for _ in range(max(args.repeat, 1)):
-        p99s.append(np.percentile(bench_tick(5_000 if args.smoke else 200_000), 99) / 1000)
-    if len(p99s) > 1:
-        print(
-            f"per-tick p99 over {len(p99s)} runs: best {min(p99s):.1f} µs, worst {max(p99s):.1f} µs"
-        )
+    ticks = 5_000 if args.smoke else 200_000
+    for degraded in (False, True):
+        p99s = [
+            np.percentile(bench_tick(ticks, degraded), 99) / 1000
+            for _ in range(max(args.repeat, 1))
+        ]
+        if len(p99s) > 1:
+            print(
+                f"per-tick p99 over {len(p99s)} runs: best {min(p99s):.1f} µs,",
+                f"worst {max(p99s):.1f} µs",
+            )
     bench_greeks(50 if args.smoke else 1_000)
     bench_surface(50 if args.smoke else 1_000)
 

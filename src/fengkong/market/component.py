@@ -533,7 +533,11 @@ class MarketComponent:
             else:
                 raw = price2
             tick = mark.tick
-            price = nearest(raw, tick) * tick  # round_to_tick
+            quotient, remainder = divmod(raw, tick)  # round_to_tick: nearest, ties to even
+            twice = 2 * remainder
+            if twice > tick or (twice == tick and quotient & 1):
+                quotient += 1
+            price = quotient * tick
             if price < tick:
                 price = tick
         if price == mark.mark and stale == mark.stale:

@@ -58,7 +58,7 @@ class BasisAverage:
     observation in each bucket); an empty window averages to 0 (mark = index).
     """
 
-    __slots__ = ("_bucket", "_samples", "_sum", "sample_ms", "window")
+    __slots__ = ("_average", "_bucket", "_samples", "_sum", "sample_ms", "window")
 
     def __init__(self, window: int, sample_ms: int) -> None:
         if window < 1 or sample_ms < 1:
@@ -68,6 +68,9 @@ class BasisAverage:
         self._samples: deque[int] = deque()
         self._sum = 0
         self._bucket = -1
+        self._average: int | None = (
+            0  # of the samples in the window; None: not computed since a change
+        )
 
     def observe(self, now: int, basis: int) -> None:
         bucket = now // self.sample_ms
@@ -76,11 +79,15 @@ class BasisAverage:
         self._bucket = bucket
         self._samples.append(basis)
         self._sum += basis
+        self._average = None
         if len(self._samples) > self.window:
             self._sum -= self._samples.popleft()
 
     def average(self) -> int:
-        return nearest(self._sum, len(self._samples)) if self._samples else 0
+        average = self._average
+        if average is None:
+            average = self._average = nearest(self._sum, len(self._samples))
+        return average
 
     def state(self) -> list:
         return [self._bucket, list(self._samples)]
@@ -89,3 +96,4 @@ class BasisAverage:
         self._bucket, samples = data
         self._samples = deque(samples)
         self._sum = sum(samples)
+        self._average = nearest(self._sum, len(samples)) if samples else 0
