@@ -331,7 +331,7 @@ EDGE_TEXTS = (
 
 def test_fast_price_parse_equals_parse_units():
     rng = random.Random(3)
-    texts = list(EDGE_TEXTS)
+    texts: list = [*EDGE_TEXTS, 60000, 60000.5, None, b"60000"]
     for _ in range(20_000):
         whole = str(rng.randint(0, 10 ** rng.randint(0, 12)))
         fraction = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 5)))

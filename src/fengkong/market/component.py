@@ -55,12 +55,14 @@ _OK = IndexStatus.OK
 _MAX_TEXT = 40  # parse_units' limit on a decimal text
 
 
-def _price_units(text: str, scale: int, power: int) -> int:
+def _price_units(text: Any, scale: int, power: int) -> int:
     """``parse_units(text, scale, field="price", minimum=1)`` (``power = 10**scale``).
 
     The usual text (ASCII digits, no leading zero, at most ``scale`` decimals) is converted
     here; anything else goes to ``parse_units``, which accepts or refuses it with its reasons.
     """
+    if type(text) is not str:  # an event built in code, not decoded: parse_units refuses it
+        return _number(text, scale, "price", minimum=1)
     whole, dot, fraction = text.partition(".")
     if (
         whole.isdigit()
