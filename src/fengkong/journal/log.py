@@ -191,8 +191,8 @@ class _GroupCommitter:
                     return  # closing, nothing left
                 if not (self._urgent or self._closing or self._buffered >= self.group_records):
                     changed.wait(self.group_seconds)
-                data, seq = bytes(self._buffer), self._buffered_seq
-                self._buffer.clear()
+                data, seq = self._buffer, self._buffered_seq  # hand the buffer over, no copy
+                self._buffer = bytearray()
                 self._buffered = 0
                 self._urgent = False
             try:
