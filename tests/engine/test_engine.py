@@ -17,7 +17,7 @@ from tests.factories import exchange, run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "exchange-day.jsonl"
-EXAMPLE_HASH = "9e90d0e4f820f8f426f8c115f4781b27643b5a170d85d4258cc44ca1f706e94a"
+EXAMPLE_HASH = "2ea4922a9c37cc00d55c2fe3cc7f09364b0020c0113a5a3e00bc17494466e7a8"
 
 
 def funded_engine():

@@ -46,3 +46,42 @@ def test_chain_rows_become_option_marks_with_the_iv_as_an_exact_fraction(shared_
         assert event.symbol == row.instrument_name
         assert Decimal(event.mark_iv) * 100 == Decimal(row.values["mark_iv"])
         assert event.underlying_price == row.values["underlying_price"]
+
+
+def test_forced_orders_and_option_marks_are_kept_by_the_engine_and_survive_restore(shared_data):
+    from fengkong.engine import Engine
+    from fengkong.model.events import InstrumentListed, Rejected
+    from tests.factories import Log
+
+    records = list(iter_force_orders(shared_data / FORCE_ORDERS))
+    rows = list(iter_deribit_options(shared_data / CHAIN))
+    option = rows[0]
+    log = Log()
+    log.assets()
+    log.make(
+        InstrumentListed, symbol=option.instrument_name, kind="option", base="BTC", quote="USD",
+        settle="BTC", tick_size="0.0001", lot_size="0.1", min_qty="0.1", max_qty="10000",
+        expiry=option.expiration_timestamp, option_kind=option.kind.value,
+        strike=option.values["strike"],
+    )  # fmt: skip
+    engine = Engine()
+    outputs = [o for e in log.events for o in engine.process(e)]
+    at = records[-1].trade_time + 1
+    drafts = [*observed_liquidations(records, venue="binance"), *option_marks([option], at=at)]
+    for event in sequence(drafts, start_seq=log.seq):
+        outputs.extend(engine.process(event))
+    assert not [o for o in outputs if isinstance(o, Rejected)]
+    market = engine.component("market")
+    btc = [r for r in records if r.symbol == "BTCUSDT"]
+    count, quantity, notional = market.observed_liquidations("binance", "BTCUSDT")
+    assert count == len(btc)
+    assert Decimal(quantity) / 10**8 == sum(Decimal(r.filled_qty) for r in btc)
+    expected = sum(Decimal(r.filled_qty) * Decimal(r.average_price) for r in btc)
+    assert Decimal(notional) / 10**16 == expected
+    ts, underlying, iv = market.option_mark(option.instrument_name)
+    assert ts == at
+    assert Decimal(underlying) / 10**8 == Decimal(option.values["underlying_price"])
+    assert Decimal(iv) / 10**6 == Decimal(option.values["mark_iv"])
+    restored = Engine.restore(engine.snapshot())
+    assert restored.state_hash() == engine.state_hash()
+    assert restored.component("market").option_mark(option.instrument_name) == (ts, underlying, iv)

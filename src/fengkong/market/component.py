@@ -26,6 +26,8 @@ from fengkong.market.events import (
     IndexPrice,
     MarkConfigured,
     MarkPrice,
+    ObservedLiquidation,
+    OptionMark,
     SourcePrice,
 )
 from fengkong.market.funding import (
@@ -53,6 +55,10 @@ _HOUR_MS = 3_600_000
 _SETTLEMENT_GRACE_MS = 60_000  # a FundingDue may arrive up to 1 min after the hour
 _OK = IndexStatus.OK
 _MAX_TEXT = 40  # parse_units' limit on a decimal text
+OBSERVED_SCALE = 8
+"""Decimals of numbers observed on other venues (option marks' underlying price and IV, forced
+orders' quantities and prices): kept exactly at this scale, refused when finer."""
+MAX_IV = 10 * 10**OBSERVED_SCALE  # 1,000 % a year: anything above is a malformed mark
 
 
 def _price_units(text: Any, scale: int, power: int) -> int:
@@ -156,7 +162,8 @@ class _Mark:
 
 
 class MarketComponent:
-    """Owns index/mark configuration, SourcePrice, BookTop and FundingDue (module docstring)."""
+    """Owns index/mark configuration, SourcePrice, BookTop, FundingDue, and the marks and
+    forced orders observed on other venues (OptionMark, ObservedLiquidation)."""
 
     name = "market"
 
@@ -165,6 +172,8 @@ class MarketComponent:
         self._indexes: dict[str, _Index] = {}
         self._marks: dict[str, _Mark] = {}
         self._rate_scale = RATE_SCALE
+        self._option_marks: dict[str, tuple[int, int, int]] = {}  # symbol -> (ts, F, IV)
+        self._observed: dict[tuple[str, str], tuple[int, int, int]] = {}
 
     # --- protocol -------------------------------------------------------------------------
 
@@ -175,6 +184,8 @@ class MarketComponent:
             MarkConfigured: self._on_mark_configured,
             BookTop: self._on_book_top,
             FundingDue: self._on_funding_due,
+            OptionMark: self._on_option_mark,
+            ObservedLiquidation: self._on_observed_liquidation,
         }
 
     def observers(self) -> dict[type, Any]:
@@ -192,13 +203,23 @@ class MarketComponent:
             ]
             for symbol, m in sorted(self._marks.items())
         ]  # fmt: skip
-        return {"indexes": indexes, "marks": marks}
+        return {
+            "indexes": indexes,
+            "marks": marks,
+            "option_marks": sorted([s, *mark] for s, mark in self._option_marks.items()),
+            # totals as digit strings: a notional at 16 decimals passes msgpack's 64 bits
+            "observed": sorted(
+                [v, s, n, str(q), str(x)] for (v, s), (n, q, x) in self._observed.items()
+            ),
+        }
 
     def restore_state(self, data: dict[str, Any]) -> None:
         import msgspec
 
         self._indexes.clear()
         self._marks.clear()
+        self._option_marks = {s: (ts, f, iv) for s, ts, f, iv in data["option_marks"]}
+        self._observed = {(v, s): (n, int(q), int(x)) for v, s, n, q, x in data["observed"]}
         for name, config, quotes in data["indexes"]:
             index = _Index(msgspec.convert(config, IndexConfigured))
             for source, price, time in quotes:
@@ -225,6 +246,17 @@ class MarketComponent:
         if mark is None or mark.stale or mark.mark is None:
             return None
         return mark.mark // mark.to_index
+
+    def option_mark(self, symbol: str) -> tuple[int, int, int] | None:
+        """The last published mark of option ``symbol``: ``(ts, underlying price, IV)``, both
+        numbers at :data:`OBSERVED_SCALE` decimals (IV as a yearly fraction), or None."""
+        return self._option_marks.get(symbol)
+
+    def observed_liquidations(self, venue: str, symbol: str) -> tuple[int, int, int]:
+        """Forced orders seen on ``venue`` for ``symbol``: ``(count, filled quantity,
+        filled notional)``, quantity at :data:`OBSERVED_SCALE` decimals, notional at twice that
+        (quantity × average price, exact)."""
+        return self._observed.get((venue, symbol), (0, 0, 0))
 
     def mark_status(self, symbol: str, now: int) -> tuple[int | None, str, int]:
         """``(mark, "ok", fresh_until)`` when ``symbol``'s mark is usable at event time ``now``
@@ -399,6 +431,33 @@ class MarketComponent:
                 instrument = self.ledger.instruments[event.symbol]
                 price = parse_units(event.price, instrument.price_scale, field="price")
             mark.last_trade = price * mark.to_index
+
+    def _on_option_mark(self, event: OptionMark) -> list[Output]:
+        """Keep a listed option's published mark (underlying price and IV) for margin."""
+        instrument = self.ledger.instruments.get(event.symbol)
+        if instrument is None:
+            raise RejectError(RejectReason.UNKNOWN_INSTRUMENT, "symbol", event.symbol, "")
+        if not instrument.is_option:
+            raise RejectError(RejectReason.NOT_APPLICABLE, "symbol", event.symbol, "not an option")
+        underlying = _number(event.underlying_price, OBSERVED_SCALE, "underlying_price", 1)
+        iv = _number(event.mark_iv, OBSERVED_SCALE, "mark_iv", 1)
+        if iv > MAX_IV:
+            raise RejectError(
+                RejectReason.INVALID_PARAMETER, "mark_iv", event.mark_iv, "above 1,000 % a year"
+            )
+        self._option_marks[event.symbol] = (event.ts, underlying, iv)
+        return []
+
+    def _on_observed_liquidation(self, event: ObservedLiquidation) -> list[Output]:
+        """Count a forced order seen on another venue (its filled quantity and notional)."""
+        _number(event.qty, OBSERVED_SCALE, "qty", 1)
+        _number(event.price, OBSERVED_SCALE, "price", 1)
+        average = _number(event.average_price, OBSERVED_SCALE, "average_price", 0)
+        filled = _number(event.filled_qty, OBSERVED_SCALE, "filled_qty", 0)
+        key = (event.venue, event.symbol)
+        count, quantity, notional = self._observed.get(key, (0, 0, 0))
+        self._observed[key] = (count + 1, quantity + filled, notional + filled * average)
+        return []
 
     def _on_funding_due(self, event: FundingDue) -> list[Output]:
         mark = self._marks.get(event.symbol)
