@@ -12,12 +12,11 @@ import bisect
 import csv
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from tests.factories import exchange, run
-
 from fengkong.engine import Engine
 from fengkong.feeds.binance_funding import iter_funding, settlement_time
 from fengkong.ledger.ledger import Ledger
 from fengkong.model.events import FundingPayment, FundingSettled
+from tests.factories import exchange, run
 
 DAY_MS = 86_400_000
 

@@ -8,7 +8,6 @@ from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
 import msgspec
 import pytest
-from tests.factories import ASSETS, Log
 
 from fengkong.engine import Engine
 from fengkong.feeds.binance_funding import iter_funding, settlement_time
@@ -38,6 +37,7 @@ from fengkong.model.events import (
     json_event_decoder,
     msgpack_event_decoder,
 )
+from tests.factories import ASSETS, Log
 
 MINUTE = 60_000
 CRASHES = (

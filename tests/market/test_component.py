@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tests.factories import exchange, run
-
 from fengkong.engine import Engine
 from fengkong.ledger.ledger import Ledger
 from fengkong.market.component import MarketComponent
@@ -22,6 +20,7 @@ from fengkong.market.events import (
 from fengkong.market.index import IndexStatus
 from fengkong.model.events import FundingSettled, Rejected
 from fengkong.model.fixed import format_units, parse_units
+from tests.factories import exchange, run
 
 HONEST = ("h1", "h2", "h3")
 
