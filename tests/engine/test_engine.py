@@ -114,3 +114,13 @@ def test_every_example_event_kind_is_exercised():
     used = {type(e) for e in read_events(EXAMPLE)}
     owned = set(Ledger().handlers())
     assert owned <= used, owned - used
+
+
+def test_every_registered_event_kind_has_an_owner_in_the_embedded_engine():
+    """No kind of input can reach the default engine only to be refused as unhandled."""
+    from fengkong.model.events import event_types
+
+    engine = Engine()
+    product = [kind for kind in event_types() if kind.__module__.startswith("fengkong.")]
+    assert len(product) >= 35
+    assert [kind.__name__ for kind in product if kind not in engine._owners] == []
