@@ -631,6 +631,137 @@ class Ledger:
         if new_qty == 0:
             self._close_out(account, position, settle)
 
+    # --- forced trades (liquidation takeover, clearing, ADL) ------------------------------
+
+    def forced_trade(
+        self,
+        seq: int,
+        event_id: str,
+        symbol: str,
+        account_id: str,
+        position_side: PositionSide,
+        signed_qty: int,
+        price: int,
+        fee_rate: int,
+        *,
+        counterparty: str,
+        counterparty_side: PositionSide = _BOTH,
+        counterparty_forced: bool = False,
+        fee_account: str = FEES,
+    ) -> tuple[int, int, list[Output]]:
+        """Reduce ``account_id``'s ``position_side`` leg of ``symbol`` by ``signed_qty``
+        contracts (exact units; opposite in sign to the position, at most its size) at
+        ``price`` (exact units, on the tick) against ``counterparty``, who trades
+        ``-signed_qty`` on its ``counterparty_side`` leg without a fee.
+
+        The position and PnL arithmetic is the Fill's own (:meth:`_leg`, :meth:`_apply_leg`).
+        Unlike a Fill, the forced party is never refused for lack of funds: its realized
+        loss is taken with :meth:`_force_charge` (free, then locked, or the isolated margin;
+        then the insurance fund; the rest socialized and reported as :class:`BadDebt`), then
+        the fee ``|qty| × price × fee_rate`` (``CHARGE``) from what is left, credited to
+        ``fee_account``. A fee the account cannot pay is waived, never drawn from the fund.
+        The counterparty is refused like a Fill's party when it cannot pay its own loss,
+        unless ``counterparty_forced``, when its loss is force-charged the same way.
+
+        Returns ``(realized PnL of the forced party, fee charged, outputs)``. Linear and
+        inverse futures and perpetuals only. Validates completely before any mutation.
+        """
+        book = self._books.get(symbol)
+        if book is None:
+            raise _reject(RejectReason.UNKNOWN_INSTRUMENT, "symbol", symbol)
+        instrument, math = book
+        if instrument.is_spot or instrument.is_option:
+            raise _reject(RejectReason.NOT_APPLICABLE, "symbol", symbol, "futures only")
+        account = self._account(account_id, "account")
+        other = self._account(counterparty, "counterparty")
+        if account is other:
+            raise _reject(RejectReason.SELF_TRADE, "counterparty", counterparty)
+        if price <= 0 or price % instrument.tick_size:
+            raise _reject(RejectReason.PRICE_OFF_TICK, "price", price)
+        if fee_rate < 0 or fee_rate > MAX_FEE_RATE:
+            raise _reject(RejectReason.INVALID_PARAMETER, "fee_rate", fee_rate, "0..10 %")
+        if fee_account not in self.accounts:
+            raise _reject(RejectReason.UNKNOWN_ACCOUNT, "fee_account", fee_account)
+        position = account.positions.get((symbol, position_side))
+        held = 0 if position is None else position.qty
+        if signed_qty == 0 or held == 0 or (held > 0) == (signed_qty > 0):
+            raise _reject(RejectReason.INVALID_PARAMETER, "qty", signed_qty, "must reduce")
+        if abs(signed_qty) > abs(held):
+            raise _reject(RejectReason.CLOSE_EXCEEDS_POSITION, "qty", signed_qty)
+        settle = instrument.settle
+        event = Fill(seq=seq, id=event_id, ts=0, symbol=symbol, price="", qty="", buyer="",
+                     seller="", taker_side=_BUY)  # fmt: skip
+        leg = self._leg(
+            event, math, settle, account, position_side, signed_qty, price, 0, "account"
+        )
+        cleg = self._leg(
+            event, math, settle, other, counterparty_side, -signed_qty, price, 0, "counterparty"
+        )
+        if not counterparty_forced and cleg[_WALLET] < 0:
+            raise _unpaid(cleg, "counterparty", settle)
+        fee = math.charge(abs(signed_qty), price, fee_rate) if fee_rate else 0
+        # --- apply: nothing below may fail ---
+        outputs: list[Output] = []
+        clearing = (
+            self.accounts[fee_account].balance(settle),
+            self.accounts[SETTLEMENT].balance(settle),
+        )
+        self._apply_forced(seq, event_id, leg, symbol, settle, clearing, outputs, close=False)
+        if counterparty_forced:
+            self._apply_forced(seq, event_id, cleg, symbol, settle, clearing, outputs, close=True)
+        else:
+            self._apply_leg(cleg, symbol, settle, clearing)
+        charged = 0
+        if fee:
+            assert position is not None
+            if position.margin_mode is _CROSS:
+                wallet = account.balance(settle)
+                available = max(wallet.free, 0) + wallet.locked
+            else:
+                available = max(position.isolated_margin, 0)
+            charged = min(fee, available)
+            if charged:
+                self._force_charge(seq, event_id, account, position, settle, charged, outputs)
+                clearing[0].free += charged
+        if position is not None and position.qty == 0:
+            self._close_out(account, position, settle)
+        return leg[_CASH], charged, outputs
+
+    def _apply_forced(
+        self,
+        seq: int,
+        event_id: str,
+        leg: _LegT,
+        symbol: str,
+        settle: str,
+        clearing: tuple[Balance, Balance],
+        outputs: list[Output],
+        *,
+        close: bool,
+    ) -> None:
+        """Apply a fee-less leg whose loss is force-charged; a flat position is closed out
+        when ``close``, else kept (with its isolated margin) for the caller to charge a fee."""
+        account, key, position, margin_mode, new_qty, new_value, pnl = leg[:7]
+        if position is None:
+            position = Position(symbol=symbol, side=PositionSide(key[1]), margin_mode=margin_mode)
+            self._index_position(account, position)
+        settlement = clearing[1]
+        if pnl >= 0:
+            self._credit_position(account, position, settle, pnl)
+            settlement.free -= pnl
+        else:
+            settlement.free += self._force_charge(
+                seq, event_id, account, position, settle, -pnl, outputs
+            )
+        longs = (new_qty if new_qty > 0 else 0) - (position.qty if position.qty > 0 else 0)
+        if longs:
+            self.open_interest[symbol] = self.open_interest.get(symbol, 0) + longs
+        position.qty = new_qty
+        position.entry_value = new_value
+        position.realized_pnl += pnl
+        if close and new_qty == 0:
+            self._close_out(account, position, settle)
+
     # --- funding and settlement ----------------------------------------------------------
 
     def _on_funding(self, event: FundingPayment) -> list[Output]:
