@@ -243,7 +243,7 @@ def _scenario(draw):
     return symbol, inverse, n, fills, wallets, draw(st.data())
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(_scenario())
 def test_property_takeover_venue_fill_adl_conserve_exactly(scenario):
     symbol, inverse, _n, fills, wallets, data = scenario
