@@ -19,6 +19,7 @@ from fengkong.model.events import (
     Output,
     SetMarginMode,
 )
+from tests.margin.tables import BTCUSDT_2021
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, ms
 EXPIRY = 1_774_598_400_000  # 2026-03-27T08:00:00Z
@@ -282,20 +283,9 @@ def busy_log(fills: int, *, accounts: int = 100, seed: int = 7) -> list[Event]:
 
 # --- pre-trade gate (appended for tests/gate and benchmarks/bench_gate.py) -------------------
 
-BTCUSDT_TIERS_2021 = [
-    ("0", "50000", "125", "0.004"),
-    ("50000", "250000", "100", "0.005"),
-    ("250000", "1000000", "50", "0.01"),
-    ("1000000", "10000000", "20", "0.025"),
-    ("10000000", "20000000", "10", "0.05"),
-    ("20000000", "50000000", "5", "0.1"),
-    ("50000000", "100000000", "4", "0.125"),
-    ("100000000", "200000000", "3", "0.15"),
-    ("200000000", "300000000", "2", "0.25"),
-    ("300000000", "500000000", "1", "0.5"),
-]
+BTCUSDT_TIERS_2021 = BTCUSDT_2021
 """Binance BTCUSDT brackets of 2021-03-18 (margin-mechanics.md §1.1): floor, cap, max
-leverage, MMR; the maintenance amounts are derived."""
+leverage, MMR; the maintenance amounts are derived. One table, in tests/margin/tables.py."""
 
 STALE_AFTER_MS = 600_000
 
