@@ -128,7 +128,6 @@ class Ledger:
         self.assets: dict[str, Asset] = {}
         self.instruments: dict[str, Instrument] = {}
         self.accounts: dict[str, Account] = {a: Account(id=a) for a in SYSTEM_ACCOUNTS}
-        self._math: dict[str, ContractMath] = {}
         self._books: dict[str, tuple[Instrument, ContractMath]] = {}
         self._holders: dict[str, dict[tuple[str, PositionSide], Position]] = {}
         self._rates: dict[str, int] = {}
@@ -224,10 +223,11 @@ class Ledger:
     # --- queries used by other components and tests --------------------------------------
 
     def contract_math(self, symbol: str) -> ContractMath:
-        return self._math[symbol]
+        return self._books[symbol][1]
 
     def holders(self, symbol: str) -> dict[tuple[str, PositionSide], Position]:
-        """Open positions (and funded isolated buckets) in ``symbol``, in opening order."""
+        """Open positions (and funded isolated buckets) in ``symbol``; the order is the
+        opening order, or the account order after a restore: sort before it can matter."""
         return self._holders.get(symbol, {})
 
     def asset_totals(self) -> dict[str, int]:
@@ -280,14 +280,14 @@ class Ledger:
         return []
 
     def _add_instrument(self, instrument: Instrument) -> None:
-        self._math[instrument.symbol] = ContractMath(
-            instrument, self.assets[instrument.settle].scale
-        )
-        self._set_instrument(instrument)
+        math = ContractMath(instrument, self.assets[instrument.settle].scale)
+        self.instruments[instrument.symbol] = instrument
+        self._books[instrument.symbol] = (instrument, math)
 
     def _set_instrument(self, instrument: Instrument) -> None:
+        """Replace a listed instrument's parameters (its scales, hence its math, are fixed)."""
         self.instruments[instrument.symbol] = instrument
-        self._books[instrument.symbol] = (instrument, self._math[instrument.symbol])
+        self._books[instrument.symbol] = (instrument, self._books[instrument.symbol][1])
 
     def _on_instrument_params(self, event: InstrumentParamsChanged) -> list[Output]:
         current = self._instrument(event.symbol)
@@ -786,13 +786,15 @@ class Ledger:
         with ``sys:settlement``. A payer who cannot pay in full leaves bad debt (reported).
         """
         instrument = self.instruments[symbol]
-        math = self._math[symbol]
+        math = self._books[symbol][1]
         settle = instrument.settle
         settlement = self.accounts[SETTLEMENT].balance(settle)
         outputs: list[Output] = []
         paid = received = count = 0
         magnitude = abs(rate)
-        for (account_id, _side), position in list(self.holders(symbol).items()):
+        # account order, not opening order: a restored ledger rebuilds its index sorted, and
+        # bad debt drawn from the insurance fund depends on who is paid first
+        for (account_id, _side), position in sorted(self.holders(symbol).items()):
             if not position.qty or not rate:
                 continue
             count += 1
@@ -834,12 +836,12 @@ class Ledger:
         if event.ts < instrument.expiry:
             raise _reject(RejectReason.INVALID_PARAMETER, "ts", event.ts, "before expiry")
         price = parse_number(event.price, instrument.price_scale, "price", minimum=1)
-        math = self._math[event.symbol]
+        math = self._books[event.symbol][1]
         settle = instrument.settle
         settlement = self.accounts[SETTLEMENT].balance(settle)
         outputs: list[Output] = []
         paid = charged = count = 0
-        for (account_id, _side), position in list(self.holders(event.symbol).items()):
+        for (account_id, _side), position in sorted(self.holders(event.symbol).items()):
             account = self.accounts[account_id]
             if position.qty:
                 count += 1
