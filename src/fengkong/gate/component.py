@@ -31,6 +31,7 @@ hook); the gate, observing the accepted fill, reduces the order by the same amou
 from __future__ import annotations
 
 from bisect import bisect_left
+from fractions import Fraction
 from typing import Any
 
 import msgspec
@@ -157,6 +158,7 @@ class Gate:
         self.ledger = ledger
         self.market = market
         ledger.reservations = self._reservations
+        ledger.loans.price_of = self._loan_price
         self.settings = GateConfigured(seq=0, id="default", ts=0)
         self.rules: dict[str, InstrumentRules] = {}
         self.states: dict[tuple[str, str], TradingState] = {}
@@ -237,6 +239,17 @@ class Gate:
         book = self._books.get(account_id)
         used = book.margin.get(asset, 0) if book is not None else 0
         return wallet + self._cross_surplus(account, asset, now) - used
+
+    def _loan_price(self, asset: str, now: int) -> Fraction | None:
+        """The ledger's loan-valuation hook: one whole ``asset`` in the valuation asset, the
+        mark of its ``price_symbol`` at event time ``now``; None when missing or stale."""
+        terms = self.ledger.loans.terms.get(asset)
+        if terms is None or terms.price_symbol is None:
+            return None
+        mark, _why, _until = self.market.mark_status(terms.price_symbol, now)
+        if mark is None:
+            return None
+        return Fraction(mark, 10 ** self.ledger.instruments[terms.price_symbol].price_scale)
 
     def open_interest(self, symbol: str) -> int:
         """Long contracts open in ``symbol`` (kept by the ledger)."""

@@ -20,6 +20,7 @@ import msgspec
 from fengkong.engine.component import RejectError
 from fengkong.ledger.contracts import RATE_SCALE, ContractMath
 from fengkong.ledger.listing import instrument_from_listing, instrument_with_changes, parse_number
+from fengkong.ledger.loans import LoanBook, transfer_out_refusal
 from fengkong.ledger.state import (
     FEES,
     INSURANCE,
@@ -140,6 +141,9 @@ class Ledger:
         ``(account, asset, amount)`` to move from locked to free so the fill can spend what
         those orders reserved. Applied only if the fill is accepted (see :meth:`_fill_releasing`).
         Not state: the owner re-registers it when it is built."""
+        self.loans: LoanBook = LoanBook(self)
+        """Spot cross margin: loans from ``sys:lending``, hourly interest, margin level
+        (:mod:`fengkong.ledger.loans`); its events are the ledger's."""
 
     # --- engine component protocol ------------------------------------------------------
 
@@ -158,6 +162,7 @@ class Ledger:
             Fill: self._on_fill,
             FundingPayment: self._on_funding,
             Settlement: self._on_settlement,
+            **self.loans.handlers(),
         }
 
     def observers(self) -> dict[type, Any]:
@@ -189,11 +194,15 @@ class Ledger:
                     ),
                 ]
             )
-        return {
+        state: dict[str, Any] = {
             "assets": sorted([a.code, a.scale] for a in self.assets.values()),
             "instruments": [self.instruments[s] for s in sorted(self.instruments)],
             "accounts": accounts,
         }
+        loans = self.loans.canonical_state()
+        if loans is not None:  # absent until spot margin is configured (old hashes unchanged)
+            state["loans"] = loans
+        return state
 
     def restore_state(self, data: dict[str, Any]) -> None:
         self.__init__()
@@ -219,6 +228,7 @@ class Ledger:
                 if position.qty > 0:
                     self.open_interest[symbol] = self.open_interest.get(symbol, 0) + position.qty
             self.accounts[account_id] = account
+        self.loans.restore_state(data.get("loans"))
 
     # --- queries used by other components and tests --------------------------------------
 
@@ -338,8 +348,25 @@ class Ledger:
         balance = account.balances.get(event.asset)
         if balance is None or balance.free < amount:
             raise _reject(RejectReason.INSUFFICIENT_BALANCE, "amount", event.amount, event.asset)
+        if self.loans.by_account:
+            self._check_loans_allow_out(event.account, event.asset, amount, event.ts, event.amount)
         balance.free -= amount
         return []
+
+    def _check_loans_allow_out(
+        self, account_id: str, asset: str, amount: int, now: int, text: str
+    ) -> None:
+        """An indebted spot-margin account keeps its margin level above the transfer-out
+        level (:func:`fengkong.ledger.loans.transfer_out_refusal`); fail closed on prices."""
+        refusal = transfer_out_refusal(self.loans, account_id, asset, amount, now)
+        if refusal is not None:
+            why, message = refusal
+            reason = (
+                RejectReason.MARGIN_CHECK_UNAVAILABLE
+                if why == "price"
+                else RejectReason.INSUFFICIENT_BALANCE
+            )
+            raise _reject(reason, "amount", text, message)
 
     def _on_transfer(self, event: Transfer) -> list[Output]:
         source = self._account(event.from_account, "from_account")
@@ -350,6 +377,10 @@ class Ledger:
         balance = source.balances.get(event.asset)
         if balance is None or balance.free < amount:
             raise _reject(RejectReason.INSUFFICIENT_BALANCE, "amount", event.amount, event.asset)
+        if self.loans.by_account:
+            self._check_loans_allow_out(
+                event.from_account, event.asset, amount, event.ts, event.amount
+            )
         balance.free -= amount
         target.balance(event.asset).free += amount
         return []
