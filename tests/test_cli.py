@@ -21,7 +21,7 @@ def test_replay_prints_summary_and_hash_and_writes_outputs(tmp_path: Path) -> No
     assert EXAMPLE_HASH in result.output
     assert "rejected" in result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert lines[-1] == {"type": "FinalState", "last_seq": 68, "state_hash": EXAMPLE_HASH}
+    assert lines[-1] == {"type": "FinalState", "last_seq": 79, "state_hash": EXAMPLE_HASH}
     assert {line["type"] for line in lines[:-1]} >= {"Rejected", "Duplicate", "FundingSettled"}
 
 
@@ -35,7 +35,7 @@ def test_replay_with_journal_then_state_recovers_the_same_hash(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     state = runner.invoke(app, ["state", "--journal", str(journal)], env={"COLUMNS": "200"})
     assert state.exit_code == 0, state.output
-    assert "recovered from snapshot seq 60 + 8 journal records" in state.output
+    assert "recovered from snapshot seq 70 + 9 journal records" in state.output
     assert EXAMPLE_HASH in state.output
     assert "BTCUSD-PERP" in state.output and "sys:settlement" in state.output
 

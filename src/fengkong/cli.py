@@ -189,3 +189,6 @@ app.add_typer(rules_app, name="rules")
 from fengkong.analytics.cli import risk_app  # noqa: E402
 
 app.add_typer(risk_app, name="risk")
+from fengkong.sim.cli import simulate  # noqa: E402
+
+app.command()(simulate)

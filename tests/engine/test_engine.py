@@ -17,7 +17,7 @@ from tests.factories import exchange, run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "exchange-day.jsonl"
-EXAMPLE_HASH = "2ea4922a9c37cc00d55c2fe3cc7f09364b0020c0113a5a3e00bc17494466e7a8"
+EXAMPLE_HASH = "120417fb7f85c9920c0600f5eaee3b3067e364d9d56ba24d2bc79b26a6a2fcfe"
 
 
 def funded_engine():

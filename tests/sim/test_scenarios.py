@@ -10,8 +10,6 @@ import pytest
 
 from fengkong.sim.scenarios import BUILTIN, kline_path, load_path
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-
 
 def ms(text: str) -> int:
     return int(datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC).timestamp()) * 1000
@@ -50,8 +48,8 @@ def test_ftx_rises_to_the_spike_before_the_collapse():
     assert path.prices[spike] == path.prices.max() == 20685.00
 
 
-def test_real_black_thursday_klines_keep_the_wick_low_at_02_16():
-    path = kline_path(DATA / "btcusdt-perp-1m-2020-03-12-black-thursday.csv")
+def test_real_black_thursday_klines_keep_the_wick_low_at_02_16(shared_data: Path):
+    path = kline_path(shared_data / "btcusdt-perp-1m-2020-03-12-black-thursday.csv")
     assert not path.synthetic
     at, low = path.low()
     assert low == 3621.81
@@ -59,8 +57,8 @@ def test_real_black_thursday_klines_keep_the_wick_low_at_02_16():
     assert path.prices.size == 4 * 1140 and np.all(np.diff(path.times_ms) > 0)
 
 
-def test_a_csv_path_loads_and_an_unknown_name_is_refused():
-    file = DATA / "btcusdt-perp-1m-2025-10-10-cascade.csv"
+def test_a_csv_path_loads_and_an_unknown_name_is_refused(shared_data: Path):
+    file = shared_data / "btcusdt-perp-1m-2025-10-10-cascade.csv"
     assert load_path(str(file)).low()[1] == 101516.5
     with pytest.raises(ValueError, match="unknown scenario"):
         load_path("luna")

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 __all__ = [
     "Section",
     "backtest_figure",
+    "figure_html",
     "pnl_distribution_figure",
     "stress_figure",
     "table_html",
@@ -29,7 +30,8 @@ __all__ = [
 Section = tuple[str, str]  # (heading, HTML body)
 
 
-def _png(figure: Figure) -> str:
+def figure_html(figure: Figure) -> str:
+    """``figure`` as an ``<img>`` with its PNG embedded (base64): the page needs no files."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -48,7 +50,7 @@ def pnl_distribution_figure(pnl: np.ndarray, risk: pd.DataFrame, title: str) -> 
     axis.set_ylabel("scenarios")
     axis.set_title(title)
     axis.legend(fontsize=8)
-    return _png(figure)
+    return figure_html(figure)
 
 
 def backtest_figure(forecasts: pd.DataFrame, method: str, title: str) -> str:
@@ -70,7 +72,7 @@ def backtest_figure(forecasts: pd.DataFrame, method: str, title: str) -> str:
     axis.set_ylabel("USD")
     axis.set_title(title)
     axis.legend(fontsize=8)
-    return _png(figure)
+    return figure_html(figure)
 
 
 def stress_figure(results: pd.DataFrame, title: str) -> str:
@@ -83,7 +85,7 @@ def stress_figure(results: pd.DataFrame, title: str) -> str:
     axis.axvline(0.0, color="black", linewidth=0.6)
     axis.set_xlabel("P&L (USD)")
     axis.set_title(title)
-    return _png(figure)
+    return figure_html(figure)
 
 
 def table_html(frame: pd.DataFrame) -> str:

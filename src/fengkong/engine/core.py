@@ -60,13 +60,15 @@ def default_components() -> list[Component]:
     """The components of the embedded default engine, in processing order."""
     from fengkong.gate import Gate
     from fengkong.ledger.ledger import Ledger
+    from fengkong.liquidation.component import LiquidationComponent
     from fengkong.market.component import MarketComponent
     from fengkong.rules.component import RulesComponent
 
     ledger = Ledger()
     market = MarketComponent(ledger)
+    gate = Gate(ledger, market)
     # rules last: it observes every event kind registered by the time it is built
-    return [ledger, market, Gate(ledger, market), RulesComponent()]
+    return [ledger, market, gate, LiquidationComponent(ledger, market, gate), RulesComponent()]
 
 
 class Engine:

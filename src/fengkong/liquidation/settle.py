@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from fengkong.engine.component import RejectError
 from fengkong.ledger.ledger import Ledger
 from fengkong.ledger.state import INSURANCE, LIQUIDATION
+from fengkong.liquidation.events import FundReason
 from fengkong.model.enums import PositionMode, PositionSide
 from fengkong.model.events import BadDebt, Output, RejectReason
 
@@ -46,17 +47,17 @@ __all__ = [
     "takeover",
 ]
 
-CLEARANCE_FEE = "clearance_fee"
-BAD_DEBT = "bad_debt"
-CLEARING_GAIN = "clearing_gain"
-CLEARING_LOSS = "clearing_loss"
+CLEARANCE_FEE = FundReason.CLEARANCE_FEE
+BAD_DEBT = FundReason.BAD_DEBT
+CLEARING_GAIN = FundReason.CLEARING_GAIN
+CLEARING_LOSS = FundReason.CLEARING_LOSS
 
 
 @dataclass(frozen=True, slots=True)
 class FundRecord:
     """One change of the insurance fund: ``amount`` > 0 paid in, < 0 drawn."""
 
-    reason: str
+    reason: FundReason
     asset: str
     amount: int
 
@@ -117,7 +118,9 @@ def _clearing_account(ledger: Ledger) -> None:
     account.position_mode = PositionMode.HEDGE
 
 
-def _bad_debts(outputs: Iterable[Output], reason: str) -> tuple[list[FundRecord], int, int, int]:
+def _bad_debts(
+    outputs: Iterable[Output], reason: FundReason
+) -> tuple[list[FundRecord], int, int, int]:
     records, shortfall, insurance, socialized = [], 0, 0, 0
     for output in outputs:
         if isinstance(output, BadDebt):
@@ -150,17 +153,23 @@ def takeover(
     price: int,
     clearance_rate: int,
     *,
+    qty: int | None = None,
     seq: int = 0,
     event_id: str = "",
 ) -> Takeover:
     """Move the account's whole ``side`` leg of ``symbol`` to ``sys:liquidation`` at the
-    bankruptcy ``price``; ``clearance_rate`` at :data:`~fengkong.ledger.contracts.RATE_SCALE`."""
+    bankruptcy ``price``; ``clearance_rate`` at :data:`~fengkong.ledger.contracts.RATE_SCALE`.
+    ``qty`` (signed like the position, at most its size) takes over only that part: a partial
+    liquidation, priced by the caller (at the mark)."""
     account = ledger.accounts.get(account_id)
     position = None if account is None else account.positions.get((symbol, side))
     if position is None or position.qty == 0:
         raise RejectError(RejectReason.INVALID_PARAMETER, "account", account_id, "no position")
+    if qty is None:
+        qty = position.qty
+    elif qty == 0 or (qty > 0) != (position.qty > 0) or abs(qty) > abs(position.qty):
+        raise RejectError(RejectReason.CLOSE_EXCEEDS_POSITION, "qty", qty, "within the position")
     _clearing_account(ledger)
-    qty = position.qty
     clearing_side = PositionSide.LONG if qty > 0 else PositionSide.SHORT
     pnl, fee, outputs = ledger.forced_trade(
         seq,

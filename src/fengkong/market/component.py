@@ -247,6 +247,11 @@ class MarketComponent:
             return None
         return mark.mark // mark.to_index
 
+    def marks_of(self, index: str) -> list[str]:
+        """The symbols whose marks are priced off ``index``, in symbol order."""
+        found = self._indexes.get(index)
+        return [] if found is None else [m.symbol for m in found.marks]
+
     def option_mark(self, symbol: str) -> tuple[int, int, int] | None:
         """The last published mark of option ``symbol``: ``(ts, underlying price, IV)``, both
         numbers at :data:`OBSERVED_SCALE` decimals (IV as a yearly fraction), or None."""
