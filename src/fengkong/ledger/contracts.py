@@ -27,7 +27,7 @@ Realized PnL is converted to settlement-asset units with ``CREDIT`` (floor). Fee
 
 from __future__ import annotations
 
-from fengkong.model.fixed import CHARGE, CREDIT, PAYOUT, Rounding, div_round
+from fengkong.model.fixed import CREDIT, Rounding, div_round
 from fengkong.model.instruments import Instrument
 
 RATE_SCALE = 8
@@ -68,8 +68,12 @@ class ContractMath:
         "_inv_num",
         "_settle_down",
         "_settle_up",
+        "fee_den",
+        "fee_num",
         "inverse",
         "multiplier",
+        "open_den",
+        "open_num",
         "parsed_prices",
         "parsed_qtys",
         "price_scale",
@@ -96,6 +100,15 @@ class ContractMath:
             self._inv_num = self._inv_den = 1
         self._settle_up, self._settle_down = _scaler(settle_scale - self.value_scale)
         self._fee_up, self._fee_down = _scaler(settle_scale - self.value_scale - RATE_SCALE)
+        # fee of q contracts at p and rate r (either sign): ceil(base x r / divisor) with
+        # linear: base = q x p x fee_num, divisor = fee_den;
+        # inverse: base = q x fee_num, divisor = p x fee_den (see :meth:`fee`)
+        self.fee_num = self.multiplier * self._inv_num * self._fee_up
+        self.fee_den = self._inv_den * self._fee_down
+        # entry value of q contracts at p: linear q x p x open_num (open_den = 1);
+        # inverse floor(q x open_num / (p x open_den)) (see :meth:`open_value`)
+        self.open_num = self.multiplier * self._inv_num
+        self.open_den = self._inv_den
         self.parsed_prices: dict[str, int] = {}
         self.parsed_qtys: dict[str, int] = {}
 
@@ -121,31 +134,8 @@ class ContractMath:
     def open_value(self, signed_qty: int, price: int) -> int:
         """Signed entry value added when opening ``signed_qty`` contracts at ``price``."""
         if self.inverse:
-            return (signed_qty * self.multiplier * self._inv_num) // (price * self._inv_den)
-        return signed_qty * self.multiplier * price
-
-    def close(self, qty: int, entry_value: int, close_qty: int, price: int) -> tuple[int, int]:
-        """Close ``close_qty`` (> 0, <= |qty|) of a position; return ``(Vr, pnl_value)``.
-
-        ``Vr`` is the entry value removed, ``pnl_value`` the realized PnL at ``value_scale``.
-        """
-        abs_qty = qty if qty > 0 else -qty
-        long = qty > 0
-        if self.inverse:
-            removed = (
-                entry_value
-                if close_qty == abs_qty
-                else div_round(entry_value * close_qty, abs_qty, Rounding.FLOOR)
-            )
-            exit_value = self.inverse_value(close_qty, price, CHARGE if long else PAYOUT)
-            return removed, removed - exit_value if long else removed + exit_value
-        removed = (
-            entry_value
-            if close_qty == abs_qty
-            else div_round(entry_value * close_qty, abs_qty, Rounding.CEIL)
-        )
-        exit_value = close_qty * self.multiplier * price
-        return removed, exit_value - removed if long else -exit_value - removed
+            return (signed_qty * self.open_num) // (price * self.open_den)
+        return signed_qty * self.open_num * price
 
     def trade(
         self, qty: int, entry_value: int, signed_qty: int, price: int, rate: int
@@ -153,26 +143,50 @@ class ContractMath:
         """Add ``signed_qty`` at ``price`` to a position ``(qty, entry_value)``, paying ``rate``.
 
         Returns ``(new entry value, realized PnL, fee)``, the last two in settlement units:
-        the PnL by :meth:`close` and ``CREDIT``; the fee ``notional × rate`` by ``CHARGE``,
-        or a rebate (negative) by ``PAYOUT`` when ``rate`` < 0. A trade through zero closes
-        the position and opens the rest at ``price``. One call per fill leg: this is the
-        ledger's hot path.
+        opening adds :meth:`open_value`; reducing (or flipping) is :meth:`reduce`; the fee
+        is :meth:`fee`.
         """
-        size = signed_qty if signed_qty > 0 else -signed_qty
-        if rate > 0:
-            fee = self.charge(size, price, rate)
-        elif rate < 0:
-            fee = -self.payout(size, price, -rate)
-        else:
-            fee = 0
+        fee = self.fee(signed_qty if signed_qty > 0 else -signed_qty, price, rate)
         if qty == 0 or (qty > 0) == (signed_qty > 0):
             return entry_value + self.open_value(signed_qty, price), 0, fee
-        held = qty if qty > 0 else -qty
-        removed, pnl_value = self.close(qty, entry_value, size if size < held else held, price)
-        pnl = (pnl_value * self._settle_up) // self._settle_down  # CREDIT: floor
+        new_value, pnl = self.reduce(qty, entry_value, signed_qty, price)
+        return new_value, pnl, fee
+
+    def reduce(self, qty: int, entry_value: int, signed_qty: int, price: int) -> tuple[int, int]:
+        """Trade ``signed_qty`` at ``price`` against a position ``(qty, entry_value)`` of the
+        opposite sign (``qty`` != 0); return ``(new entry value, realized PnL)``, the PnL in
+        settlement units rounded by ``CREDIT`` (floor).
+
+        Closes ``c = min(|signed_qty|, |qty|)`` contracts, removing ``Vr`` of the entry value
+        (all of it when ``c == |qty|``): linear ``Vr = ceil(V × c / |Q|)`` and PnL
+        ``side × c × M × x − Vr``; inverse ``Vr = floor(V × c / |Q|)``, exit value
+        ``E = c × M / x`` rounded up for a long and down for a short, PnL ``Vr − side × E``
+        (both against the holder). The excess of a trade through zero opens at ``price``
+        (a flip). The one place where fills, forced trades and expiries realize PnL.
+        """
+        if qty > 0:
+            held = qty
+            size = -signed_qty
+        else:
+            held = -qty
+            size = signed_qty
+        closed = size if size < held else held
+        if self.inverse:
+            removed = entry_value if closed == held else (entry_value * closed) // held
+            if qty > 0:  # exit value rounded up (CHARGE)
+                pnl_value = removed + (-closed * self.open_num) // (price * self.open_den)
+            else:  # rounded down (PAYOUT)
+                pnl_value = removed + (closed * self.open_num) // (price * self.open_den)
+        else:
+            removed = entry_value if closed == held else -((-entry_value * closed) // held)
+            if qty > 0:
+                pnl_value = closed * self.open_num * price - removed
+            else:
+                pnl_value = -closed * self.open_num * price - removed
+        pnl = (pnl_value * self._settle_up) // self._settle_down
         if size > held:
-            return self.open_value(qty + signed_qty, price), pnl, fee
-        return entry_value - removed, pnl, fee
+            return self.open_value(qty + signed_qty, price), pnl
+        return entry_value - removed, pnl
 
     def to_settle(self, value: int, rounding: Rounding = CREDIT) -> int:
         """A value at ``value_scale`` in settlement-asset units."""
@@ -181,6 +195,16 @@ class ContractMath:
         return -((-value * self._settle_up) // self._settle_down)
 
     # --- fees and funding ---------------------------------------------------------------
+
+    def fee(self, qty: int, price: int, rate: int) -> int:
+        """Fee of ``qty`` (> 0) contracts at ``price`` and ``rate`` of either sign: > 0 charged
+        (``notional × rate`` rounded up, ``CHARGE``), < 0 a rebate paid (``notional × |rate|``
+        rounded down, ``PAYOUT``). Both are ``ceil(notional × rate)``: the fill path computes
+        it as ``-((base × -rate) // divisor)`` from :attr:`fee_num` / :attr:`fee_den`, equal
+        to :meth:`charge` and ``-``:meth:`payout` (tested)."""
+        if self.inverse:
+            return -((qty * self.fee_num * -rate) // (price * self.fee_den))
+        return -((qty * price * self.fee_num * -rate) // self.fee_den)
 
     def charge(self, qty: int, price: int, rate: int) -> int:
         """``notional × rate`` in settlement units, rounded up (``CHARGE``); ``rate`` >= 0."""

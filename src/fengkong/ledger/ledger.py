@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from fengkong.engine.component import RejectError
-from fengkong.ledger.contracts import RATE_SCALE, ContractMath
+from fengkong.ledger.contracts import PARSE_CACHE_LIMIT, RATE_SCALE, ContractMath
 from fengkong.ledger.listing import instrument_from_listing, instrument_with_changes, parse_number
 from fengkong.ledger.loans import LoanBook, transfer_out_refusal
 from fengkong.ledger.state import (
@@ -114,6 +114,87 @@ def _unpaid(leg: _LegT, field: str, settle: str) -> RejectError:
     return _reject(reason, field, leg[_ACCOUNT].id, f"cannot pay {settle}")
 
 
+def _unpaid_by(mode: MarginMode, field: str, account_id: str, settle: str) -> RejectError:
+    reason = (
+        RejectReason.INSUFFICIENT_BALANCE
+        if mode is _CROSS
+        else RejectReason.INSUFFICIENT_ISOLATED_MARGIN
+    )
+    return _reject(reason, field, account_id, f"cannot pay {settle}")
+
+
+class _FillBook:
+    """One trading linear or inverse future or perpetual as :meth:`Ledger._on_fill` needs it,
+    resolved when it is listed or changed (a change builds a new one): its contract math
+    and the constants of its entry-value and fee formulas, the one-way position key, and the
+    price and quantity texts already checked against its tick and lot."""
+
+    __slots__ = (
+        "both",
+        "fee_den",
+        "fee_num",
+        "fees",
+        "inverse",
+        "lot",
+        "math",
+        "open_den",
+        "open_num",
+        "prices",
+        "qtys",
+        "settle",
+        "settlement",
+        "symbol",
+        "tick",
+    )
+
+    def __init__(self, instrument: Instrument, math: ContractMath) -> None:
+        self.symbol = instrument.symbol
+        self.settle = instrument.settle
+        self.both = (instrument.symbol, _BOTH)
+        self.math = math
+        self.inverse = math.inverse
+        self.open_num = math.open_num
+        self.open_den = math.open_den
+        self.fee_num = math.fee_num
+        self.fee_den = math.fee_den
+        self.tick = instrument.tick_size
+        self.lot = instrument.lot_size
+        self.prices: dict[str, int] = {}
+        self.qtys: dict[str, int] = {}
+        self.fees: Balance | None = None
+        """``sys:fees``' and ``sys:settlement``'s balances of the settlement asset, resolved
+        at the first fill (resolving them creates them)."""
+        self.settlement: Balance | None = None
+
+    def price(self, text: str) -> int:
+        """A fill's price: positive and on the tick, or the fill's refusal."""
+        math = self.math
+        price = math.parsed_prices.get(text)
+        if price is None:
+            price = math.remember_price(
+                text, parse_number(text, math.price_scale, "price", minimum=1)
+            )
+        if price % self.tick:
+            raise _reject(RejectReason.PRICE_OFF_TICK, "price", text)
+        if len(self.prices) >= PARSE_CACHE_LIMIT:
+            self.prices.clear()
+        self.prices[text] = price
+        return price
+
+    def qty(self, text: str) -> int:
+        """A fill's quantity: positive and a whole number of lots, or the fill's refusal."""
+        math = self.math
+        qty = math.parsed_qtys.get(text)
+        if qty is None:
+            qty = math.remember_qty(text, parse_number(text, math.qty_scale, "qty", minimum=1))
+        if qty % self.lot:
+            raise _reject(RejectReason.QTY_OFF_LOT, "qty", text)
+        if len(self.qtys) >= PARSE_CACHE_LIMIT:
+            self.qtys.clear()
+        self.qtys[text] = qty
+        return qty
+
+
 def _with_cash(leg: _LegT, cash: int) -> _LegT:
     """An option leg: the premium replaces the PnL as the cash that moves."""
     wallet = leg[_WALLET] - leg[_CASH] + cash
@@ -130,6 +211,8 @@ class Ledger:
         self.instruments: dict[str, Instrument] = {}
         self.accounts: dict[str, Account] = {a: Account(id=a) for a in SYSTEM_ACCOUNTS}
         self._books: dict[str, tuple[Instrument, ContractMath]] = {}
+        self._fill_books: dict[str, _FillBook] = {}
+        self._fill_rates: dict[tuple[str, str, str], tuple[int, int]] = {}
         self._holders: dict[str, dict[tuple[str, PositionSide], Position]] = {}
         self._rates: dict[str, int] = {}
         self._clearing: dict[str, tuple[Balance, Balance]] = {}
@@ -293,11 +376,22 @@ class Ledger:
         math = ContractMath(instrument, self.assets[instrument.settle].scale)
         self.instruments[instrument.symbol] = instrument
         self._books[instrument.symbol] = (instrument, math)
+        self._index_fill_book(instrument, math)
 
     def _set_instrument(self, instrument: Instrument) -> None:
         """Replace a listed instrument's parameters (its scales, hence its math, are fixed)."""
+        math = self._books[instrument.symbol][1]
         self.instruments[instrument.symbol] = instrument
-        self._books[instrument.symbol] = (instrument, self._books[instrument.symbol][1])
+        self._books[instrument.symbol] = (instrument, math)
+        self._index_fill_book(instrument, math)
+
+    def _index_fill_book(self, instrument: Instrument, math: ContractMath) -> None:
+        """Give a trading linear or inverse future or perpetual a fresh :class:`_FillBook`
+        (its parameters may have changed: new tick, lot or status); take it from any other."""
+        if instrument.status is _TRADING and not (instrument.is_spot or instrument.is_option):
+            self._fill_books[instrument.symbol] = _FillBook(instrument, math)
+        else:
+            self._fill_books.pop(instrument.symbol, None)
 
     def _on_instrument_params(self, event: InstrumentParamsChanged) -> list[Output]:
         current = self._instrument(event.symbol)
@@ -431,6 +525,197 @@ class Ledger:
     # --- fills -------------------------------------------------------------------------
 
     def _on_fill(self, event: Fill) -> list[Output]:
+        """Apply a fill, or refuse it with no change.
+
+        The common fill — a trading linear or inverse future or perpetual, two known one-way
+        accounts, no gated orders — takes this straight path: the checks and arithmetic of
+        :meth:`_fill_checked` (which takes every other fill, and every fill this path finds
+        wrong, so that the refusal and its reason are that method's), resolved once per
+        instrument (:class:`_FillBook`) and per fee text (:meth:`_fill_fee_rates`), both
+        legs computed in locals, then applied. Equal to :meth:`_fill_checked` on every
+        fill (tests/ledger/test_fill_path.py).
+        """
+        book = self._fill_books.get(event.symbol)
+        if (
+            book is None
+            or event.buy_order_id is not None
+            or event.sell_order_id is not None
+            or event.buyer_position_side is not _BOTH
+            or event.seller_position_side is not _BOTH
+        ):
+            return self._fill_checked(event)
+        accounts = self.accounts
+        buyer = accounts.get(event.buyer)
+        seller = accounts.get(event.seller)
+        if buyer is None or seller is None or buyer is seller:
+            return self._fill_checked(event)
+        price = book.prices.get(event.price)
+        if price is None:
+            price = book.price(event.price)
+        qty = book.qtys.get(event.qty)
+        if qty is None:
+            qty = book.qty(event.qty)
+        rates = self._fill_rates.get((event.maker_fee_rate, event.taker_fee_rate, event.taker_side))
+        if rates is None:
+            rates = self._fill_fee_rates(event)
+        buyer_rate, seller_rate = rates
+        if buyer.position_mode is _HEDGE:
+            raise _reject(RejectReason.POSITION_SIDE_MISMATCH, "buyer_position_side", _BOTH)
+        if seller.position_mode is _HEDGE:
+            raise _reject(RejectReason.POSITION_SIDE_MISMATCH, "seller_position_side", _BOTH)
+        symbol = book.symbol
+        settle = book.settle
+        math = book.math
+        # entry value opened and fee base (ContractMath.open_value, ContractMath.fee)
+        if book.inverse:
+            divisor = price * book.open_den
+            buy_open = (qty * book.open_num) // divisor
+            sell_open = (-qty * book.open_num) // divisor
+            fee_base = qty * book.fee_num
+            fee_divisor = price * book.fee_den
+        else:
+            buy_open = qty * price * book.open_num
+            sell_open = -buy_open
+            fee_base = qty * price * book.fee_num
+            fee_divisor = book.fee_den
+        # --- buyer: +qty ---
+        buy_position = buyer.positions.get(book.both)
+        if buy_position is None:
+            buy_held = buy_pnl = 0
+            buy_value = buy_open
+            buy_mode = buyer.margin_modes.get(symbol, _CROSS)
+        else:
+            buy_held = buy_position.qty
+            buy_mode = buy_position.margin_mode
+            if buy_held >= 0:
+                buy_value = buy_position.entry_value + buy_open
+                buy_pnl = 0
+            else:
+                buy_value, buy_pnl = math.reduce(buy_held, buy_position.entry_value, qty, price)
+        buy_fee = -((fee_base * -buyer_rate) // fee_divisor)
+        buy_wallet = buyer.balances.get(settle)
+        free = 0 if buy_wallet is None else buy_wallet.free
+        if buy_mode is _CROSS:
+            if free + buy_pnl - buy_fee < 0:
+                raise _unpaid_by(buy_mode, "buyer", buyer.id, settle)
+        elif (
+            min(
+                (0 if buy_position is None else buy_position.isolated_margin) + buy_pnl,
+                free - buy_fee,
+            )
+            < 0
+        ):
+            raise _unpaid_by(buy_mode, "buyer", buyer.id, settle)
+        # --- seller: -qty ---
+        sell_position = seller.positions.get(book.both)
+        if sell_position is None:
+            sell_held = sell_pnl = 0
+            sell_value = sell_open
+            sell_mode = seller.margin_modes.get(symbol, _CROSS)
+        else:
+            sell_held = sell_position.qty
+            sell_mode = sell_position.margin_mode
+            if sell_held <= 0:
+                sell_value = sell_position.entry_value + sell_open
+                sell_pnl = 0
+            else:
+                sell_value, sell_pnl = math.reduce(
+                    sell_held, sell_position.entry_value, -qty, price
+                )
+        sell_fee = -((fee_base * -seller_rate) // fee_divisor)
+        sell_wallet = seller.balances.get(settle)
+        free = 0 if sell_wallet is None else sell_wallet.free
+        if sell_mode is _CROSS:
+            if free + sell_pnl - sell_fee < 0:
+                raise _unpaid_by(sell_mode, "seller", seller.id, settle)
+        elif (
+            min(
+                (0 if sell_position is None else sell_position.isolated_margin) + sell_pnl,
+                free - sell_fee,
+            )
+            < 0
+        ):
+            raise _unpaid_by(sell_mode, "seller", seller.id, settle)
+        # --- apply: nothing below may fail ---
+        buy_new = buy_held + qty
+        sell_new = sell_held - qty
+        if buy_position is None:
+            buy_position = Position(symbol=symbol, side=_BOTH, margin_mode=buy_mode)
+            self._index_position(buyer, buy_position)
+        buy_position.qty = buy_new
+        buy_position.entry_value = buy_value
+        if buy_wallet is None:
+            buy_wallet = buyer.balance(settle)
+        if buy_pnl:
+            buy_position.realized_pnl += buy_pnl
+            if buy_mode is _CROSS:
+                buy_wallet.free += buy_pnl - buy_fee
+            else:
+                buy_wallet.free -= buy_fee
+                buy_position.isolated_margin += buy_pnl
+        else:
+            buy_wallet.free -= buy_fee
+        if sell_position is None:
+            sell_position = Position(symbol=symbol, side=_BOTH, margin_mode=sell_mode)
+            self._index_position(seller, sell_position)
+        sell_position.qty = sell_new
+        sell_position.entry_value = sell_value
+        if sell_wallet is None:
+            sell_wallet = seller.balance(settle)
+        if sell_pnl:
+            sell_position.realized_pnl += sell_pnl
+            if sell_mode is _CROSS:
+                sell_wallet.free += sell_pnl - sell_fee
+            else:
+                sell_wallet.free -= sell_fee
+                sell_position.isolated_margin += sell_pnl
+        else:
+            sell_wallet.free -= sell_fee
+        fees = book.fees
+        if fees is None:
+            fees, book.settlement = self._clearing.get(settle) or self._clearing_wallets(settle)
+            book.fees = fees
+        fees.free += buy_fee + sell_fee
+        if buy_pnl or sell_pnl:
+            book.settlement.free -= buy_pnl + sell_pnl
+        # open interest: the long contracts added (buyer) and removed (seller)
+        longs = (
+            (buy_new if buy_new > 0 else 0)
+            - (buy_held if buy_held > 0 else 0)
+            + (sell_new if sell_new > 0 else 0)
+            - (sell_held if sell_held > 0 else 0)
+        )
+        if longs:
+            open_interest = self.open_interest
+            open_interest[symbol] = open_interest.get(symbol, 0) + longs
+        if not buy_new:
+            self._close_out(buyer, buy_position, settle)
+        if not sell_new:
+            self._close_out(seller, sell_position, settle)
+        return []
+
+    def _fill_fee_rates(self, event: Fill) -> tuple[int, int]:
+        """The buyer's and the seller's fee rates of a fill, checked as :meth:`_fill_checked`
+        checks them, remembered per (maker text, taker text, taker side)."""
+        rates = self._fill_rates
+        maker_rate = self._rate(event.maker_fee_rate, "maker_fee_rate")
+        taker_rate = self._rate(event.taker_fee_rate, "taker_fee_rate")
+        if taker_rate < 0 or maker_rate + taker_rate < 0:
+            raise _reject(
+                RejectReason.INVALID_PARAMETER,
+                "maker_fee_rate",
+                event.maker_fee_rate,
+                "a rebate may not exceed the taker fee",
+            )
+        pair = (taker_rate, maker_rate) if event.taker_side == _BUY else (maker_rate, taker_rate)
+        if len(rates) >= _RATE_CACHE_LIMIT:
+            rates.clear()
+        rates[(event.maker_fee_rate, event.taker_fee_rate, event.taker_side)] = pair
+        return pair
+
+    def _fill_checked(self, event: Fill) -> list[Output]:
+        """Apply any fill, or refuse it with no change: the reference path (spot, options,
+        gated orders, hedge legs, and every refusal); :meth:`_on_fill` is its fast twin."""
         if event.buy_order_id is not None or event.sell_order_id is not None:
             return self._fill_releasing(event)
         book = self._books.get(event.symbol)
@@ -916,10 +1201,8 @@ class Ledger:
         (Deribit's inverse options: payoff in BTC = intrinsic USD / delivery price).
         """
         if not instrument.is_option:
-            _removed, pnl_value = math.close(
-                position.qty, position.entry_value, abs(position.qty), price
-            )
-            return math.to_settle(pnl_value)
+            _flat, pnl = math.reduce(position.qty, position.entry_value, -position.qty, price)
+            return pnl
         assert instrument.strike is not None
         intrinsic = price - instrument.strike
         if instrument.option_kind is OptionKind.PUT:
