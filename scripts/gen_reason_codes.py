@@ -16,6 +16,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from fengkong.gate.events import OrderRejectReason
+from fengkong.ledger.loans import LoanRejectReason
 from fengkong.model.events import RejectReason
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reason-codes.md"
@@ -24,6 +25,7 @@ END = "<!-- END GENERATED: reason-codes -->"
 DECISION_POINTS: list[tuple[str, type[enum.Enum]]] = [
     ("Pre-trade gate: `OrderRejected.reason`", OrderRejectReason),
     ("Core (ledger, market, admin events): `Rejected.reason`", RejectReason),
+    ("Spot-margin loans (ledger): `LoanRejected.reason`", LoanRejectReason),
 ]
 HEADER = """# Reason codes
 

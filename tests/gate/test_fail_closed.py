@@ -198,8 +198,8 @@ def test_gate_configuration_of_an_unlisted_symbol_is_refused() -> None:
 
 
 def test_cross_order_of_an_account_holding_an_option_fails_closed() -> None:
-    """The gate has no option marks yet: a cross account holding an option in the same
-    settlement asset is refused rather than margined without the option's risk."""
+    """A cross account short an option in the same settlement asset, without a published
+    option mark, is refused rather than margined without the option's risk."""
     option = "ETHUSDC-27MAR26-3000-C"
     log = gated_exchange({PERP: "50000"}, {"alice": {"USDT": "10000"}, "mm": {"USDT": "100000"}})
     log.listing(option)
@@ -208,6 +208,6 @@ def test_cross_order_of_an_account_holding_an_option_fails_closed() -> None:
     outputs, before = _decide(log, engine, order(log, "o1", "alice", PERP, "buy", "0.01", "50000"))
     rejection = _rejected(outputs)
     assert (rejection.reason, rejection.field, rejection.value) == (
-        R.MARK_MISSING, "position", option,
+        R.OPTION_MARK_MISSING, "symbol", option,
     )  # fmt: skip
     assert engine.state_hash() == before

@@ -41,6 +41,7 @@ from fengkong.gate.events import (
     DoneReason,
     GateConfigured,
     GateInstrumentConfigured,
+    OptionMarginConfigured,
     OrderAccepted,
     OrderAction,
     OrderDone,
@@ -54,17 +55,28 @@ from fengkong.gate.events import (
 )
 from fengkong.gate.rules import InstrumentRules, resolve_rules
 from fengkong.ledger.contracts import RATE_SCALE
+from fengkong.ledger.loans import LoanRefusal, LoanRejectReason, LoanRepaid
 from fengkong.margin.contract import initial_margin, notional, open_loss, unrealized_pnl
+from fengkong.margin.options import (
+    YEAR_MS,
+    black76_value,
+    deribit_short_option_margin,
+    okx_short_option_margin,
+    otm_amount,
+)
+from fengkong.market.component import OBSERVED_SCALE
 from fengkong.market.events import (
     BookTop,
     FundingDue,
     IndexConfigured,
     MarkConfigured,
+    OptionMark,
     SourcePrice,
 )
 from fengkong.model.enums import (
     InstrumentStatus,
     MarginMode,
+    OptionKind,
     OrderType,
     PositionMode,
     PositionSide,
@@ -159,6 +171,7 @@ class Gate:
         self.market = market
         ledger.reservations = self._reservations
         ledger.loans.price_of = self._loan_price
+        self._debtors = ledger.loans.by_account  # the ledger restores before the gate re-inits
         self.settings = GateConfigured(seq=0, id="default", ts=0)
         self.rules: dict[str, InstrumentRules] = {}
         self.states: dict[tuple[str, str], TradingState] = {}
@@ -169,6 +182,12 @@ class Gate:
         self._books: dict[str, _Book] = {}
         self._epoch = 0
         self._surplus: dict[str, dict[str, tuple[int, int, int]]] = {}  # asset -> account
+        self.borrowed: dict[str, tuple[str, int]] = {}
+        """Spot-margin orders' loans: order id -> (asset, units borrowed at acceptance)."""
+        self.option_configs: dict[str, OptionMarginConfigured] = {}
+        self._option_marks: dict[str, tuple[tuple[int, int, int], Fraction, Fraction]] = {}
+        """Derived: symbol -> (published mark, option mark per underlying in the settlement
+        asset, underlying price); a pure function of the published mark."""
 
     # --- engine component protocol --------------------------------------------------------
 
@@ -180,6 +199,7 @@ class Gate:
             GateInstrumentConfigured: self._on_instrument_configured,
             SetLeverage: self._on_set_leverage,
             SetTradingState: self._on_set_trading_state,
+            OptionMarginConfigured: self._on_option_configured,
         }
 
     def observers(self) -> dict[type, Any]:
@@ -192,10 +212,11 @@ class Gate:
             IndexConfigured: bump,
             MarkConfigured: bump,
             FundingDue: bump,
+            OptionMark: bump,
         }
 
     def canonical_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "settings": [self.settings.max_open_orders, self.settings.rate_capacity,
                          self.settings.rate_per_second],
             "platform": self.platform_state.value,
@@ -205,6 +226,12 @@ class Gate:
             "orders": [self.orders[o] for o in sorted(self.orders)],
             "buckets": sorted([a, t, ts] for a, (t, ts) in self.buckets.items()),
         }  # fmt: skip
+        # keys present only once used, so that logs without them keep their state hash
+        if self.borrowed:
+            state["borrowed"] = sorted([o, a, str(x)] for o, (a, x) in self.borrowed.items())
+        if self.option_configs:
+            state["option_margins"] = [self.option_configs[s] for s in sorted(self.option_configs)]
+        return state
 
     def restore_state(self, data: dict[str, Any]) -> None:
         self.__init__(self.ledger, self.market)
@@ -224,6 +251,10 @@ class Gate:
             self.orders[order.order_id] = order
             self._add_to_book(order)
         self.buckets = {a: (t, ts) for a, t, ts in data["buckets"]}
+        self.borrowed = {o: (a, int(x)) for o, a, x in data.get("borrowed", [])}
+        for raw in data.get("option_margins", []):
+            config = msgspec.convert(raw, OptionMarginConfigured)
+            self.option_configs[config.symbol] = config
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -352,6 +383,8 @@ class Gate:
                 raise Refusal(R.INVALID_ORDER, "time_in_force", tif, "market orders: ioc, fok")
         else:
             raise Refusal(R.INVALID_ORDER, "order_type", kind)
+        if event.margin and not rules.spot:
+            raise Refusal(R.INVALID_ORDER, "margin", True, "spot-margin orders are spot only")
         leg = event.position_side
         hedge = account.position_mode is _HEDGE and not rules.spot
         if (leg == _BOTH) == hedge or leg not in (_BOTH, _LONG, _SHORT):
@@ -376,9 +409,12 @@ class Gate:
             if price % instrument.tick_size:
                 raise Refusal(R.PRICE_OFF_TICK, "price", event.price)
         # --- mark, band, notional ---
-        mark, why, _until = self.market.mark_status(event.symbol, event.ts)
-        if mark is None:
-            raise Refusal(_MARK_REASONS[why], "symbol", event.symbol)
+        if rules.option:  # the option's own mark, from its published IV (fail closed)
+            mark = self._option_mark_units(event.symbol, instrument, event.ts)
+        else:
+            mark, why, _until = self.market.mark_status(event.symbol, event.ts)
+            if mark is None:
+                raise Refusal(_MARK_REASONS[why], "symbol", event.symbol)
         tick = instrument.tick_size
         if kind == _LIMIT:
             gap = price - mark if price > mark else mark - price
@@ -461,6 +497,11 @@ class Gate:
                 opening = max(0, abs(position_qty + signed) - abs(position_qty))
                 if self.ledger.open_interest.get(event.symbol, 0) + opening > rules.oi_cap:
                     raise Refusal(R.OPEN_INTEREST_CAP, "qty", event.qty)
+        if rules.option:
+            margin = self._option_order_margin(
+                event, rules, instrument, account, signed, price, position_qty, leg
+            )
+        elif not reduce_only:
             tiers = rules.tiers
             at = price if price > mark else mark
             if rules.linear:
@@ -485,6 +526,9 @@ class Gate:
         else:
             margin = 0
         # --- margin ---
+        debtors = self._debtors
+        if debtors and not reduce_only and event.account in debtors:
+            raise Refusal(R.SPOT_MARGIN_ACCOUNT, "account", event.account, "owes spot-margin loans")
         isolated = account.margin_modes.get(event.symbol, _CROSS) is not _CROSS
         settle = rules.settle
         if margin:
@@ -550,10 +594,27 @@ class Gate:
             free += shortfall
         if replacing is not None and replacing.asset == asset:
             free += replacing.reserved
+        borrow = 0
         if amount > free:
             scale = self.ledger.assets[asset].scale
             wanted, held = format_units(amount, scale), format_units(free, scale)
-            raise Refusal(R.INSUFFICIENT_BALANCE, "qty", event.qty, f"{asset} {wanted} > {held}")
+            if not event.margin:
+                raise Refusal(R.INSUFFICIENT_BALANCE, "qty", event.qty,
+                              f"{asset} {wanted} > {held}")  # fmt: skip
+            borrow = amount - (free if free > 0 else 0)
+            most = self._borrowable(event, asset)
+            if borrow > most:
+                raise Refusal(R.INSUFFICIENT_BALANCE, "qty", event.qty,
+                              f"{asset} {wanted} > free {held} + borrowable "
+                              f"{format_units(most, scale)}")  # fmt: skip
+        previous = self.borrowed.get(event.order_id) if replacing is not None else None
+        if previous is not None and previous[0] != asset:
+            raise Refusal(R.INVALID_ORDER, "side", event.side, "a spot-margin order's loan "
+                          "is in the asset it locks: replace keeps the side")  # fmt: skip
+        # --- accept: nothing below may fail (the loan was checked by _borrowable) ---
+        if borrow:
+            self.ledger.loans.borrow(event.account, asset, borrow, event.ts)
+            self.borrowed[event.order_id] = (asset, borrow + (previous[1] if previous else 0))
         if replacing is not None and replacing.reserved:
             self.ledger.unlock(replacing.account, replacing.asset, replacing.reserved)
         self.ledger.lock(event.account, asset, amount)
@@ -567,6 +628,19 @@ class Gate:
             OrderAccepted(seq=event.seq, id=event.id, order_id=event.order_id,
                           action=event.action, asset=asset, reserved=amount)
         ]  # fmt: skip
+
+    def _borrowable(self, event: OrderRequest, asset: str) -> int:
+        """What the account may borrow of ``asset`` now (``LoanBook.max_borrowable``); a loan
+        it cannot take at all is refused with its own reason."""
+        try:
+            return self.ledger.loans.max_borrowable(event.account, asset, event.ts)
+        except LoanRefusal as refusal:
+            reason = (
+                R.VALUATION_PRICE_MISSING
+                if refusal.reason is LoanRejectReason.PRICE_UNAVAILABLE
+                else R.BORROW_UNAVAILABLE
+            )
+            raise Refusal(reason, refusal.field, refusal.value, refusal.message) from None
 
     def _commit(
         self, event: OrderRequest, order: GateOrder, replacing: GateOrder | None, tokens: int
@@ -594,8 +668,15 @@ class Gate:
             instrument = self.ledger.instruments[symbol]
             if instrument.settle != asset:
                 continue
-            if instrument.is_option:  # no option mark or option margin on this path yet
-                raise Refusal(R.MARK_MISSING, "position", symbol, "option positions unmargined")
+            if instrument.is_option:  # long: premium paid, no margin, value not counted
+                if position.qty < 0:
+                    im, fresh_until = self._option_position_margin(
+                        symbol, instrument, -position.qty, now
+                    )
+                    total -= im
+                    if fresh_until < valid_until:
+                        valid_until = fresh_until
+                continue
             rules = self.rules.get(symbol)
             math = self.ledger.contract_math(symbol)
             mark, why, fresh_until = self.market.mark_status(symbol, now)
@@ -627,6 +708,135 @@ class Gate:
             + unrealized_pnl(math, position.qty, position.entry_value, mark)
             - initial_margin(notional(math, position.qty, mark), leverage)
         )
+
+    # --- options -------------------------------------------------------------------------
+
+    def _option_params(self, symbol: str) -> OptionMarginConfigured:
+        config = self.option_configs.get(symbol)
+        return (
+            config
+            if config is not None
+            else OptionMarginConfigured(seq=0, id="", ts=0, symbol=symbol)
+        )
+
+    def _option_mark(self, symbol: str, instrument: Any, now: int) -> tuple[Fraction, Fraction,
+                                                                              int]:  # fmt: skip
+        """``(option mark per one underlying in the settlement asset, underlying price,
+        fresh_until)`` from the published mark (Black-76 at the mark's own time, so a pure
+        function of state); refuses a missing or stale mark (fail closed)."""
+        published = self.market.option_mark(symbol)
+        if published is None:
+            raise Refusal(R.OPTION_MARK_MISSING, "symbol", symbol)
+        max_age = self._option_params(symbol).mark_max_age_ms
+        fresh_until = published[0] + max_age
+        if now > fresh_until:
+            raise Refusal(R.OPTION_MARK_STALE, "symbol", symbol, f"published at {published[0]}")
+        cached = self._option_marks.get(symbol)
+        if cached is not None and cached[0] == published:
+            return cached[1], cached[2], fresh_until
+        ts, forward_units, iv_units = published
+        forward = Fraction(forward_units, 10**OBSERVED_SCALE)
+        strike = Fraction(instrument.strike, 10**instrument.price_scale)
+        value = black76_value(
+            instrument.option_kind, forward, strike, Fraction(iv_units, 10**OBSERVED_SCALE),
+            Fraction(instrument.expiry - ts, YEAR_MS),
+        )  # fmt: skip
+        mark = value / forward if instrument.settle == instrument.base else value
+        self._option_marks[symbol] = (published, mark, forward)
+        return mark, forward, fresh_until
+
+    def _option_mark_units(self, symbol: str, instrument: Any, now: int) -> int:
+        """The option mark at the instrument's price scale, rounded up, at least one tick."""
+        mark, _forward, _until = self._option_mark(symbol, instrument, now)
+        scaled = mark * 10**instrument.price_scale
+        units = -((-scaled.numerator) // scaled.denominator)
+        return units if units > instrument.tick_size else instrument.tick_size
+
+    def _option_short_margin(self, symbol: str, instrument: Any, now: int) -> tuple[Fraction, int]:
+        """Initial margin of one short option on one underlying, in the settlement asset
+        (Deribit or OKX, margin/options.py; quote-settled: the coin terms times the
+        underlying price, as OKX's USDⓈ variant), and ``fresh_until``."""
+        mark, forward, fresh_until = self._option_mark(symbol, instrument, now)
+        coin = instrument.settle == instrument.base
+        mark_coin = mark if coin else mark / forward
+        kind: OptionKind = instrument.option_kind
+        strike = Fraction(instrument.strike, 10**instrument.price_scale)
+        params = self._option_params(symbol)
+        if params.model == "okx":
+            factor = Fraction(params.margin_factor)
+            im, _mm = okx_short_option_margin(
+                kind, otm_amount(kind, strike, forward), forward, mark_coin, factor
+            )
+        else:
+            im, _mm = deribit_short_option_margin(kind, strike, forward, mark_coin)
+        return (im if coin else im * forward), fresh_until
+
+    def _per_underlying(self, math: Any, per_unit: Fraction, qty: int) -> int:
+        """``per_unit × qty × M`` (``per_unit`` in the settlement asset per one underlying) in
+        settlement minor units, rounded up."""
+        scaled = (
+            per_unit
+            * qty
+            * math.multiplier
+            * 10**math.settle_scale
+            / 10 ** (math.value_scale - math.price_scale)
+        )
+        return -((-scaled.numerator) // scaled.denominator)
+
+    def _option_position_margin(self, symbol: str, instrument: Any, short_qty: int,
+                                now: int) -> tuple[int, int]:  # fmt: skip
+        per_unit, fresh_until = self._option_short_margin(symbol, instrument, now)
+        return self._per_underlying(
+            self.ledger.contract_math(symbol), per_unit, short_qty
+        ), fresh_until
+
+    def _option_order_margin(
+        self, event: OrderRequest, rules: InstrumentRules, instrument: Any, account: Any,
+        signed: int, price: int, position_qty: int, leg: PositionSide,
+    ) -> int:  # fmt: skip
+        """A buy reserves its premium plus the fee reserve (``qty × M × price × (1 +
+        fee_reserve)``, rounded up), whatever it closes. A sell that closes a long reserves
+        nothing; the part that opens (or adds to) a short reserves the short's initial margin
+        at the mark less the premium it will receive plus the fee reserve, at least
+        ``min_open_margin`` per underlying (OKX sell-to-open, §4.2), never below 0."""
+        math = rules.math
+        if signed > 0:
+            return math.charge(signed, price, _ONE + rules.fee_reserve)
+        qty = -signed
+        held_long = position_qty if (position_qty > 0 and leg != _SHORT) else 0
+        opening = qty - min(qty, held_long)
+        if not opening:
+            return 0
+        per_unit, _until = self._option_short_margin(event.symbol, instrument, event.ts)
+        im = self._per_underlying(math, per_unit, opening)
+        premium = math.payout(opening, price, _ONE)
+        fee = math.charge(opening, price, rules.fee_reserve) if rules.fee_reserve else 0
+        params = self._option_params(event.symbol)
+        floor = self._per_underlying(math, Fraction(params.min_open_margin), opening)
+        margin = max(im - premium + fee, floor)
+        return margin if margin > 0 else 0
+
+    def _on_option_configured(self, event: OptionMarginConfigured) -> list[Output]:
+        instrument = self.ledger.instruments.get(event.symbol)
+        if instrument is None:
+            raise RejectError(RejectReason.UNKNOWN_INSTRUMENT, "symbol", event.symbol, "")
+        if not instrument.is_option:
+            raise RejectError(RejectReason.NOT_APPLICABLE, "symbol", event.symbol, "no option")
+        if event.model not in ("deribit", "okx"):
+            raise RejectError(RejectReason.INVALID_PARAMETER, "model", event.model,
+                              "deribit or okx")  # fmt: skip
+        for field in ("margin_factor", "min_open_margin"):
+            text = getattr(event, field)
+            try:
+                parse_units(text, 8, field=field, minimum=0)
+            except FixedPointError as error:
+                raise RejectError(RejectReason.INVALID_NUMBER, field, text, error.reason) from None
+        if type(event.mark_max_age_ms) is not int or event.mark_max_age_ms < 1:
+            raise RejectError(RejectReason.INVALID_PARAMETER, "mark_max_age_ms",
+                              event.mark_max_age_ms, "must be >= 1")  # fmt: skip
+        self.option_configs[event.symbol] = msgspec.structs.replace(event, seq=0, id="", ts=0)
+        self._epoch += 1
+        return []
 
     # --- books -----------------------------------------------------------------------------
 
@@ -670,13 +880,51 @@ class Gate:
             )
         if event.reason not in _DONE_REASONS:
             raise RejectError(RejectReason.INVALID_PARAMETER, "reason", event.reason, "")
+        left = 0
         if order.spot:
             left = self._still_locked(order, order.reserved)
             if left:
                 self.ledger.unlock(order.account, order.asset, left)
         self._remove_from_book(order)
         del self.orders[event.order_id]
+        loan = self.borrowed.pop(event.order_id, None)
+        if loan is not None:
+            return self._auto_repay(event, order.account, loan[0], min(loan[1], left))
         return []
+
+    def _auto_repay(self, event: OrderDone, account_id: str, asset: str, unused: int) -> list[
+            Output]:  # fmt: skip
+        """A spot-margin order is done: the part of its loan it did not spend (``unused``, at
+        most what was still locked) is repaid with the outstanding interest, as far as the
+        free balance and the debt go (Binance ``AUTO_REPAY``); interest first."""
+        loans = self.ledger.loans
+        if unused <= 0 or loans.loan(account_id, asset) is None:
+            return []
+        principal, interest = loans.debt(account_id, asset, event.ts)
+        balance = self.ledger.accounts[account_id].balances.get(asset)
+        free = balance.free if balance is not None else 0
+        amount = min(unused + interest, principal + interest, free)
+        if amount <= 0:
+            return []
+        paid_interest, paid_principal, closed = loans.repay(account_id, asset, amount, event.ts)
+        return [
+            LoanRepaid(seq=event.seq, id=event.id, account=account_id, asset=asset,
+                       interest=paid_interest, principal=paid_principal, closed=closed)
+        ]  # fmt: skip
+
+    def cancel_account_orders(self, account_id: str) -> list[str]:
+        """Cancel every open order of ``account_id`` (the liquidation engine's first stage),
+        releasing each reservation as a cancelling ``OrderDone`` does; the ids, sorted."""
+        ids = sorted(oid for oid, order in self.orders.items() if order.account == account_id)
+        for order_id in ids:
+            order = self.orders.pop(order_id)
+            self.borrowed.pop(order_id, None)  # no auto-repay: the liquidation repays the debt
+            if order.spot:
+                left = self._still_locked(order, order.reserved)
+                if left:
+                    self.ledger.unlock(order.account, order.asset, left)
+            self._remove_from_book(order)
+        return ids
 
     def _filled_orders(self, event: Fill) -> list[tuple[GateOrder, int]]:
         """The gated orders a fill names, with its quantity (contracts); pure."""

@@ -23,6 +23,7 @@ __all__ = [
     "DoneReason",
     "GateConfigured",
     "GateInstrumentConfigured",
+    "OptionMarginConfigured",
     "OrderAccepted",
     "OrderAction",
     "OrderDone",
@@ -109,6 +110,11 @@ class OrderRejectReason(enum.StrEnum):
     """The market flagged the mark stale (its index below quorum at its last evaluation)."""
     INDEX_STALE = "index_stale"
     """By the request's time too few of the index's sources are fresh."""
+    OPTION_MARK_MISSING = "option_mark_missing"
+    """An option order (or a cross account's short option position) without a published
+    option mark (``OptionMark``: underlying price and implied volatility): fail closed."""
+    OPTION_MARK_STALE = "option_mark_stale"
+    """The option's last published mark is older than its ``mark_max_age_ms``."""
     PRICE_OUTSIDE_BAND = "price_outside_band"
     """A limit price further from the mark than the instrument's price band."""
     NOTIONAL_BELOW_MIN = "notional_below_min"
@@ -134,11 +140,21 @@ class OrderRejectReason(enum.StrEnum):
     """The resulting notional is above the last bracket of the tier table."""
     LEVERAGE_EXCEEDS_TIER = "leverage_exceeds_tier"
     """The account's leverage is above the bracket maximum of the resulting notional."""
+    SPOT_MARGIN_ACCOUNT = "spot_margin_account"
+    """A derivative or option order from an account that owes spot-margin loans: loans and
+    derivatives are kept in separate accounts (reduce-only orders pass)."""
     INSUFFICIENT_MARGIN = "insufficient_margin"
     """The order's margin is above the available margin (cross: wallet + UPNL − used;
     isolated: the position's margin + UPNL − used)."""
     INSUFFICIENT_BALANCE = "insufficient_balance"
-    """Spot: the free balance does not cover what the order must lock."""
+    """Spot: the free balance does not cover what the order must lock (spot-margin: the free
+    balance plus what the account may borrow)."""
+    BORROW_UNAVAILABLE = "borrow_unavailable"
+    """A spot-margin order that needs a loan the account cannot take: spot margin or the asset
+    not configured for borrowing, or the account holds derivatives."""
+    VALUATION_PRICE_MISSING = "valuation_price_missing"
+    """A spot-margin order needing a loan while an asset of the account has no usable mark:
+    the margin level cannot be computed (fail closed)."""
 
 
 class TierRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -199,6 +215,27 @@ class OrderRequest(Event, tag=True):
     price: str | None = None
     reduce_only: bool = False
     position_side: PositionSide = PositionSide.BOTH
+    margin: bool = False
+    """Spot only: a spot-margin order (Binance ``MARGIN_BUY``): what the free balance lacks is
+    borrowed when the order is accepted; what is left of that loan is repaid (auto-repay)
+    when the order is done."""
+
+
+@register_event
+class OptionMarginConfigured(Event, tag=True):
+    """Standard-margin model of a gated option (without one: Deribit's constants).
+
+    ``model``: ``"deribit"`` or ``"okx"``; ``margin_factor`` OKX's MarginFactor;
+    ``min_open_margin`` the least a sell-to-open order reserves per one underlying (OKX
+    MinOpenOrderMargin, in the settlement asset's terms per coin); ``mark_max_age_ms`` how
+    old a published option mark may be before orders are refused (fail closed).
+    """
+
+    symbol: str
+    model: str = "deribit"
+    margin_factor: str = "1"
+    min_open_margin: str = "0"
+    mark_max_age_ms: int = 60_000
 
 
 @register_event

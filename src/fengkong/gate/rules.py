@@ -30,8 +30,8 @@ class InstrumentRules:
 
     __slots__ = (
         "band", "base_per_qty", "config", "default_leverage", "fee_reserve", "linear", "math",
-        "max_notional", "notional_den", "notional_num", "oi_cap", "position_limit", "settle",
-        "slippage", "spot", "symbol", "tiers",
+        "max_notional", "notional_den", "notional_num", "oi_cap", "option", "position_limit",
+        "settle", "slippage", "spot", "symbol", "tiers",
     )  # fmt: skip
 
     def __init__(
@@ -46,6 +46,7 @@ class InstrumentRules:
         self.config = config
         self.symbol = instrument.symbol
         self.spot = instrument.is_spot
+        self.option = instrument.is_option
         self.settle = instrument.settle
         self.math = math
         # linear notional rounded up, ``ContractMath.charge(q, p, 1.0)`` with its constants
@@ -84,8 +85,6 @@ def resolve_rules(
 ) -> InstrumentRules:
     """Validate a configuration against its instrument; raise ``RejectError`` naming the
     field (tier tables: every problem, with its path)."""
-    if instrument.is_option:
-        raise _invalid("symbol", config.symbol, "option orders are not gated yet")
     if config.default_leverage < 1:
         raise _invalid("default_leverage", config.default_leverage, "must be >= 1")
     scales = {
@@ -106,9 +105,9 @@ def resolve_rules(
         if numbers[field] is not None and numbers[field] < 0:
             raise _invalid(field, text, "must not be negative")
     tiers = None
-    if instrument.is_spot:
+    if instrument.is_spot or instrument.is_option:
         if config.tiers:
-            raise _invalid("tiers", len(config.tiers), "spot has no margin tiers")
+            raise _invalid("tiers", len(config.tiers), "spot and options have no margin tiers")
     else:
         rows = [
             {k: v for k, v in (("floor", r.floor), ("cap", r.cap), ("max_leverage",

@@ -20,18 +20,28 @@ OKX (§4.2, unified account, non-portfolio), with the seller's ``MarginFactor``:
     sell-to-open   = max(position IMR − order price + fee, MinOpenOrderMargin)
 
 Long options need no margin: the buyer pays the premium at the fill (IM = MM = 0).
+
+The option mark itself comes from a published implied volatility (Deribit's ``mark_iv``) and
+the underlying price: :func:`black76_value` prices it with Black-76 (Black 1976, J. Financial
+Economics 3; the float version is :func:`fengkong.market.options.black76`) in decimal
+arithmetic at a fixed precision, so that the result — which ends up in reservations and
+hence in the state hash — is the same on every machine (``ln``, ``exp`` and ``sqrt`` of
+:mod:`decimal` are correctly rounded; the normal CDF is a fixed series).
 """
 
 from __future__ import annotations
 
+import decimal
 from dataclasses import dataclass
 from fractions import Fraction
 
 from fengkong.model.enums import OptionKind
 
 __all__ = [
+    "YEAR_MS",
     "DeribitOptionParams",
     "OkxOptionParams",
+    "black76_value",
     "deribit_short_option_margin",
     "okx_sell_to_open_margin",
     "okx_short_option_margin",
@@ -103,3 +113,69 @@ def okx_sell_to_open_margin(
     """``max(position margin − order price + fee, MinOpenOrderMargin)`` per contract: the
     premium the order will receive offsets its margin, down to the minimum."""
     return max(position_margin - order_price + fee, minimum)
+
+
+YEAR_MS = 365 * 86_400_000
+"""Milliseconds in the year of option time to expiry (365 days, as Deribit)."""
+_CONTEXT = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN, Emax=999, Emin=-999)
+_CDF_CUTOFF = decimal.Decimal(10)  # |x| beyond: N(x) is 0 or 1 to better than 1e-23
+
+
+def _ncdf(x: decimal.Decimal) -> decimal.Decimal:
+    """Standard normal CDF, ``1/2 + φ(x) Σ x^(2n+1) / (2n+1)!!`` (Marsaglia 2004, J. Stat.
+    Software 11(4)), in ``_CONTEXT``; every operation is exactly specified decimal arithmetic."""
+    ctx = _CONTEXT
+    if x >= _CDF_CUTOFF:
+        return decimal.Decimal(1)
+    if x <= -_CDF_CUTOFF:
+        return decimal.Decimal(0)
+    square = ctx.multiply(x, x)
+    term = total = x
+    n = 1
+    limit = decimal.Decimal("1e-36")
+    while abs(term) > limit:
+        term = ctx.divide(ctx.multiply(term, square), decimal.Decimal(2 * n + 1))
+        total = ctx.add(total, term)
+        n += 1
+    two_pi = ctx.multiply(decimal.Decimal(2), _PI)
+    density = ctx.divide(ctx.exp(ctx.divide(-square, decimal.Decimal(2))), ctx.sqrt(two_pi))
+    return ctx.add(decimal.Decimal("0.5"), ctx.multiply(density, total))
+
+
+_PI = decimal.Decimal("3.141592653589793238462643383279502884197")
+
+
+def _dec(value: Fraction) -> decimal.Decimal:
+    return _CONTEXT.divide(decimal.Decimal(value.numerator), decimal.Decimal(value.denominator))
+
+
+def black76_value(
+    kind: OptionKind, forward: Fraction, strike: Fraction, vol: Fraction, years: Fraction
+) -> Fraction:
+    """Undiscounted Black-76 value in quote per one underlying, deterministic::
+
+        d1 = (ln(F/K) + vol² t / 2) / (vol √t),  d2 = d1 − vol √t
+        call = F N(d1) − K N(d2),   put = K N(−d2) − F N(−d1)
+
+    At or after expiry (``years <= 0``) or with no volatility: the intrinsic value.
+    ``forward``, ``strike`` > 0; the result is exact as a fraction of the decimal computed at
+    40 significant digits (never negative)."""
+    if forward <= 0 or strike <= 0:
+        raise ValueError(f"forward={forward!r}, strike={strike!r}: must be positive")
+    call = kind is OptionKind.CALL
+    if years <= 0 or vol <= 0:
+        intrinsic = forward - strike if call else strike - forward
+        return max(intrinsic, Fraction(0))
+    ctx = _CONTEXT
+    f, k = _dec(forward), _dec(strike)
+    total_vol = ctx.multiply(_dec(vol), ctx.sqrt(_dec(years)))
+    d1 = ctx.divide(
+        ctx.add(ctx.ln(ctx.divide(f, k)), ctx.divide(ctx.multiply(total_vol, total_vol), 2)),
+        total_vol,
+    )
+    d2 = ctx.subtract(d1, total_vol)
+    if call:
+        value = ctx.subtract(ctx.multiply(f, _ncdf(d1)), ctx.multiply(k, _ncdf(d2)))
+    else:
+        value = ctx.subtract(ctx.multiply(k, _ncdf(-d2)), ctx.multiply(f, _ncdf(-d1)))
+    return max(Fraction(value), Fraction(0))
