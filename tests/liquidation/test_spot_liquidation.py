@@ -149,3 +149,21 @@ def test_liquidation_conserves_every_asset_and_restores_or_clears(
     restored = type(engine).restore(engine.snapshot())
     assert restored.state_hash() == engine.state_hash()
     run([], restored)
+
+
+def test_candidates_and_prices_from_the_market() -> None:
+    """The engine-side helpers: prices from the marks of the assets' price symbols, and the
+    accounts at or below the liquidation level (1.1), worst first; unpriced ones apart."""
+    from fengkong.liquidation.spot import asset_prices, liquidation_candidates
+
+    engine = leveraged_long()
+    ledger, market = engine.component("ledger"), engine.component("market")
+    now = at(10, 5)
+    prices = asset_prices(ledger, market, now)
+    assert prices == {"BTC": Fraction(60_000), "USDT": Fraction(1)}
+    assert liquidation_candidates(ledger, prices, now) == ([], [])
+    low = {"BTC": Fraction(22_000), "USDT": Fraction(1)}
+    below, unpriced = liquidation_candidates(ledger, low, now)
+    assert [a for a, _ in below] == ["bob"] and unpriced == []
+    assert asset_prices(ledger, market, at(12)) == {"USDT": Fraction(1)}  # BTC mark stale
+    assert liquidation_candidates(ledger, {"USDT": Fraction(1)}, now) == ([], ["bob"])

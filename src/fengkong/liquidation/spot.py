@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from fengkong.engine.component import RejectError
 from fengkong.ledger.ledger import Ledger
@@ -55,7 +56,9 @@ from fengkong.model.fixed import CHARGE, div_round
 __all__ = [
     "SpotLiquidation",
     "SpotLiquidationTrade",
+    "asset_prices",
     "liquidate_spot_margin",
+    "liquidation_candidates",
     "margin_level",
 ]
 
@@ -108,6 +111,45 @@ def margin_level(
         raise RejectError(
             RejectReason.MARGIN_CHECK_UNAVAILABLE, refusal.field, refusal.value, refusal.message
         ) from None
+
+
+def asset_prices(ledger: Ledger, market: Any, now: int) -> dict[str, Fraction]:
+    """Whole-unit prices of the borrowable assets from the marks of their ``price_symbol``
+    (``MarketComponent.mark_status`` at event time ``now``); the valuation asset is 1. An
+    asset without a usable mark is left out, so a level that needs it fails closed."""
+    prices: dict[str, Fraction] = {}
+    for asset, terms in sorted(ledger.loans.terms.items()):
+        if terms.price_symbol is None:
+            prices[asset] = Fraction(1)
+            continue
+        mark, _why, _until = market.mark_status(terms.price_symbol, now)
+        if mark is not None:
+            scale = ledger.instruments[terms.price_symbol].price_scale
+            prices[asset] = Fraction(mark, 10**scale)
+    return prices
+
+
+def liquidation_candidates(
+    ledger: Ledger, prices: Mapping[str, Fraction], now: int
+) -> tuple[list[tuple[str, Fraction]], list[str]]:
+    """Indebted accounts at or below the liquidation level, worst first (ties: account id),
+    with their levels; and the accounts whose level cannot be computed for want of a price
+    (fail closed: the caller must not treat them as safe)."""
+    settings = ledger.loans.settings
+    if settings is None:
+        return [], []
+    below: list[tuple[str, Fraction]] = []
+    unpriced: list[str] = []
+    for account_id in sorted(ledger.loans.by_account):
+        try:
+            level = ledger.loans.margin_level(account_id, now, prices)
+        except LoanRefusal:
+            unpriced.append(account_id)
+            continue
+        if level is not None and level <= settings.thresholds.liquidation:
+            below.append((account_id, level))
+    below.sort(key=lambda item: (item[1], item[0]))
+    return below, unpriced
 
 
 def liquidate_spot_margin(
