@@ -73,6 +73,7 @@ __all__ = [
     "LoanRejected",
     "LoanRepaid",
     "Repay",
+    "SpotLiquidationTrade",
     "SpotMarginConfigured",
 ]
 
@@ -212,6 +213,21 @@ class InterestAccrued(Output, tag=True):
 
     hour: int
     loans: int
+
+
+@register_output
+class SpotLiquidationTrade(Output, tag=True):
+    """One forced spot trade of a margin liquidation: ``sold`` units of ``sold_asset`` to the
+    counterparty for ``bought`` units of ``bought_asset``, of which ``fee`` went to the fee
+    account (the account received ``bought − fee``)."""
+
+    account: str
+    counterparty: str
+    sold_asset: str
+    sold: int
+    bought_asset: str
+    bought: int
+    fee: int
 
 
 # --- state -------------------------------------------------------------------------------

@@ -48,9 +48,9 @@ from typing import Any
 
 from fengkong.engine.component import RejectError
 from fengkong.ledger.ledger import Ledger
-from fengkong.ledger.loans import LENDING, LoanRefusal, LoanRepaid
+from fengkong.ledger.loans import LENDING, LoanRefusal, LoanRepaid, SpotLiquidationTrade
 from fengkong.ledger.state import INSURANCE, LIQUIDATION
-from fengkong.model.events import BadDebt, Output, RejectReason, register_output
+from fengkong.model.events import BadDebt, Output, RejectReason
 from fengkong.model.fixed import CHARGE, div_round
 
 __all__ = [
@@ -63,21 +63,6 @@ __all__ = [
 ]
 
 _MAX_STEPS = 10_000
-
-
-@register_output
-class SpotLiquidationTrade(Output, tag=True):
-    """One forced spot trade of a margin liquidation: ``sold`` units of ``sold_asset`` to the
-    counterparty for ``bought`` units of ``bought_asset``, of which ``fee`` went to the fee
-    account (the account received ``bought − fee``)."""
-
-    account: str
-    counterparty: str
-    sold_asset: str
-    sold: int
-    bought_asset: str
-    bought: int
-    fee: int
 
 
 @dataclass(frozen=True, slots=True)
