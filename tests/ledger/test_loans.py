@@ -315,3 +315,17 @@ def test_borrow_repay_interest_conserve_every_asset_and_refusals_change_nothing(
         for loans in ledger.loans.by_account.values():
             for loan in loans.values():
                 assert loan.principal >= 0 and loan.interest() >= 0
+
+
+def test_the_valuation_asset_counts_even_when_not_borrowable() -> None:
+    """Only BTC borrowable: Carol's USDT collateral still counts at 1 in the level."""
+    log = exchange("BTCUSDT", accounts={"carol": {"USDT": "10000"}})
+    priced(log, "BTCUSDT", "60000")
+    log.make(SpotMarginConfigured, valuation_asset="USDT")
+    log.make(LoanAssetConfigured, asset="BTC", daily_rate="0", price_symbol="BTCUSDT")
+    log.deposit(LENDING, "BTC", "1")
+    engine, _ = _engine(log)
+    loans = engine.component("ledger").loans
+    prices = {"BTC": Fraction(60_000)}
+    assert loans.asset_value("carol", log.ts, prices) == (10_000 * 10**8, 0)
+    assert loans.max_borrowable("carol", "BTC", log.ts, prices) == 33_333_333  # 20,000 USDT

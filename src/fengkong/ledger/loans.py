@@ -31,14 +31,15 @@ not depend on when the scheduler's ``InterestDue`` arrives. A repayment pays int
 **Margin level** = Σ over the account's balances (free + locked) of ``units × price`` /
 Σ over its loans of ``(principal + outstanding interest) × price``, in the valuation asset, at
 the marks of the assets' price symbols (exact fractions). An asset that is not configured
-counts 0 (conservative); a configured one without a usable mark refuses the decision (fail
-closed). Thresholds (cross 3x by default, §3): borrowing only while the level *after* the loan
-stays above ``borrow_level`` (1.5 = ``3 / (3 − 1)``, the 3x maximum leverage), transfers out
-only while it stays above ``transfer_out_level`` (2), margin call at or below
-``margin_call_level`` (1.3), liquidation at or below ``liquidation_level`` (1.1,
-:mod:`fengkong.liquidation.spot`). A margin account keeps loans and derivatives apart, as
-Binance keeps the margin and futures wallets apart: an account holding a derivative position
-cannot borrow (``position_open``) and the gate refuses its derivative orders while it owes.
+(other than the valuation asset, always 1) counts 0 (conservative); a configured one without
+a usable mark refuses the decision (fail closed). Thresholds (cross 3x by default, §3):
+borrowing only while the level *after* the loan stays above ``borrow_level`` (1.5 =
+``3 / (3 − 1)``, the 3x maximum leverage), transfers out only while it stays above
+``transfer_out_level`` (2), margin call at or below ``margin_call_level`` (1.3), liquidation
+at or below ``liquidation_level`` (1.1, :mod:`fengkong.liquidation.spot`). A margin account
+keeps loans and derivatives apart, as Binance keeps the margin and futures wallets apart: an
+account holding a derivative position cannot borrow (``position_open``) and the gate refuses
+its derivative orders while it owes.
 """
 
 from __future__ import annotations
@@ -473,9 +474,11 @@ class LoanBook:
         """Value of one *minor* unit of ``asset`` in minor units of the valuation asset, from
         ``prices`` (whole-unit prices, e.g. ``{"BTC": Fraction(60000)}``) or the
         :attr:`price_of` hook; None when the asset is configured but has no usable price.
-        Raises ``KeyError`` for an asset that is not configured."""
+        The valuation asset is 1; raises ``KeyError`` for another asset not configured."""
         settings = self.settings
         assert settings is not None
+        if asset == settings.valuation:
+            return Fraction(1)
         terms = self.terms[asset]
         if terms.price_symbol is None:
             return Fraction(1)
@@ -497,11 +500,12 @@ class LoanBook:
         principal + outstanding interest. Raises :class:`LoanRefusal` (``price_unavailable``)
         when one of them has no usable price."""
         account = self.ledger.accounts[account_id]
+        valuation = self._require_settings().valuation
         total = Fraction(0)
         for asset in sorted(account.balances):
             balance = account.balances[asset]
             held = balance.free + balance.locked
-            if held and asset in self.terms:
+            if held and (asset in self.terms or asset == valuation):
                 total += held * self._price(asset, now, prices)
         debt = Fraction(0)
         for asset, _loan in sorted(self.by_account.get(account_id, {}).items()):

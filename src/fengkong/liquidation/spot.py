@@ -181,7 +181,7 @@ def liquidate_spot_margin(
     # --- plan on copies (pure) ---
     unit: dict[str, Fraction] = {}
     for asset in sorted(set(account.balances) | set(owed)):
-        if asset in loans.terms:
+        if asset in loans.terms or asset == loans.settings.valuation:
             price = loans.unit_price(asset, now, prices)
             assert price is not None  # margin_level above would have refused
             unit[asset] = price
