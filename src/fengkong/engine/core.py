@@ -124,23 +124,21 @@ class Engine:
     def process(self, event: Event) -> list[Output]:
         """Admit and apply one event; see the module docstring for the rules."""
         event_id = event.id
-        if event_id in self._seen:
+        seen = self._seen
+        if event_id in seen:
             return [Duplicate(seq=event.seq, id=event_id)]
         seq = event.seq
         if seq != self.last_seq + 1:
             raise SequenceError(self.last_seq + 1, seq, event_id)
         self.last_seq = seq
-        self._seen.add(event_id)
+        seen.add(event_id)
         recent = self._recent_ids
         recent.append(event_id)
         if len(recent) > self.dedupe_window:
-            self._seen.discard(recent.popleft())
+            seen.discard(recent.popleft())
         kind = type(event)
-        handler = self._owners.get(kind)
-        if handler is None:
-            return [_rejected(event, RejectReason.UNHANDLED_EVENT, "type", kind.__name__, "")]
         try:
-            outputs = handler(event)
+            outputs = self._owners.get(kind, _unhandled)(event)
         except RejectError as refusal:
             return [_rejected(event, refusal.reason, refusal.field, refusal.value, refusal.message)]
         observers = self._observers.get(kind)
@@ -194,6 +192,11 @@ class Engine:
         engine._recent_ids = deque(body["recent_ids"])
         engine._seen = set(engine._recent_ids)
         return engine
+
+
+def _unhandled(event: Event) -> list[Output]:
+    """The handler of a kind no component owns: refuse it."""
+    raise RejectError(RejectReason.UNHANDLED_EVENT, "type", type(event).__name__, "")
 
 
 def _rejected(

@@ -133,6 +133,7 @@ class _FillBook:
         "both",
         "fee_den",
         "fee_num",
+        "fee_up",
         "fees",
         "inverse",
         "lot",
@@ -147,16 +148,19 @@ class _FillBook:
         "tick",
     )
 
-    def __init__(self, instrument: Instrument, math: ContractMath) -> None:
+    def __init__(
+        self, instrument: Instrument, math: ContractMath, both: tuple[str, PositionSide]
+    ) -> None:
         self.symbol = instrument.symbol
         self.settle = instrument.settle
-        self.both = (instrument.symbol, _BOTH)
+        self.both = both
         self.math = math
         self.inverse = math.inverse
         self.open_num = math.open_num
         self.open_den = math.open_den
         self.fee_num = math.fee_num
         self.fee_den = math.fee_den
+        self.fee_up = math.fee_num // math.open_num  # linear: fee_num = open_num x 10^k
         self.tick = instrument.tick_size
         self.lot = instrument.lot_size
         self.prices: dict[str, int] = {}
@@ -212,6 +216,9 @@ class Ledger:
         self.accounts: dict[str, Account] = {a: Account(id=a) for a in SYSTEM_ACCOUNTS}
         self._books: dict[str, tuple[Instrument, ContractMath]] = {}
         self._fill_books: dict[str, _FillBook] = {}
+        self._position_keys: dict[tuple[str, PositionSide], tuple[str, PositionSide]] = {}
+        """One tuple object per position key, so that a position lookup matches by identity
+        (a dict compares equal keys item by item when they are different tuples)."""
         self._fill_rates: dict[tuple[str, str, str], tuple[int, int]] = {}
         self._holders: dict[str, dict[tuple[str, PositionSide], Position]] = {}
         self._rates: dict[str, int] = {}
@@ -389,7 +396,8 @@ class Ledger:
         """Give a trading linear or inverse future or perpetual a fresh :class:`_FillBook`
         (its parameters may have changed: new tick, lot or status); take it from any other."""
         if instrument.status is _TRADING and not (instrument.is_spot or instrument.is_option):
-            self._fill_books[instrument.symbol] = _FillBook(instrument, math)
+            both = self._position_key(instrument.symbol, _BOTH)
+            self._fill_books[instrument.symbol] = _FillBook(instrument, math, both)
         else:
             self._fill_books.pop(instrument.symbol, None)
 
@@ -527,45 +535,46 @@ class Ledger:
     def _on_fill(self, event: Fill) -> list[Output]:
         """Apply a fill, or refuse it with no change.
 
-        The common fill — a trading linear or inverse future or perpetual, two known one-way
-        accounts, no gated orders — takes this straight path: the checks and arithmetic of
-        :meth:`_fill_checked` (which takes every other fill, and every fill this path finds
-        wrong, so that the refusal and its reason are that method's), resolved once per
-        instrument (:class:`_FillBook`) and per fee text (:meth:`_fill_fee_rates`), both
-        legs computed in locals, then applied. Equal to :meth:`_fill_checked` on every
-        fill (tests/ledger/test_fill_path.py).
+        The common fill — a trading linear or inverse future or perpetual between two known
+        one-way accounts, no gated orders — takes this straight path: the checks and
+        arithmetic of :meth:`_fill_checked`, resolved once per instrument
+        (:class:`_FillBook`) and per fee text (:meth:`_fill_fee_rates`), both legs computed in
+        locals, then applied. Every other fill, and every fill this path would refuse for
+        an unknown or hedge-mode party, goes to :meth:`_fill_checked`, so that a refusal and
+        its reason are that method's. Equal to it on every fill (tests/ledger/test_fill_path.py).
         """
-        book = self._fill_books.get(event.symbol)
+        try:
+            book = self._fill_books[event.symbol]
+            accounts = self.accounts
+            buyer = accounts[event.buyer]
+            seller = accounts[event.seller]
+        except KeyError:
+            return self._fill_checked(event)
         if (
-            book is None
+            buyer is seller
             or event.buy_order_id is not None
             or event.sell_order_id is not None
             or event.buyer_position_side is not _BOTH
             or event.seller_position_side is not _BOTH
+            or buyer.position_mode is _HEDGE
+            or seller.position_mode is _HEDGE
         ):
             return self._fill_checked(event)
-        accounts = self.accounts
-        buyer = accounts.get(event.buyer)
-        seller = accounts.get(event.seller)
-        if buyer is None or seller is None or buyer is seller:
-            return self._fill_checked(event)
-        price = book.prices.get(event.price)
-        if price is None:
+        try:
+            price = book.prices[event.price]
+        except KeyError:
             price = book.price(event.price)
-        qty = book.qtys.get(event.qty)
-        if qty is None:
+        try:
+            qty = book.qtys[event.qty]
+        except KeyError:
             qty = book.qty(event.qty)
-        rates = self._fill_rates.get((event.maker_fee_rate, event.taker_fee_rate, event.taker_side))
-        if rates is None:
-            rates = self._fill_fee_rates(event)
-        buyer_rate, seller_rate = rates
-        if buyer.position_mode is _HEDGE:
-            raise _reject(RejectReason.POSITION_SIDE_MISMATCH, "buyer_position_side", _BOTH)
-        if seller.position_mode is _HEDGE:
-            raise _reject(RejectReason.POSITION_SIDE_MISMATCH, "seller_position_side", _BOTH)
-        symbol = book.symbol
+        try:
+            buyer_minus_rate, seller_minus_rate = self._fill_rates[
+                event.maker_fee_rate, event.taker_fee_rate, event.taker_side
+            ]
+        except KeyError:
+            buyer_minus_rate, seller_minus_rate = self._fill_fee_rates(event)
         settle = book.settle
-        math = book.math
         # entry value opened and fee base (ContractMath.open_value, ContractMath.fee)
         if book.inverse:
             divisor = price * book.open_den
@@ -576,23 +585,29 @@ class Ledger:
         else:
             buy_open = qty * price * book.open_num
             sell_open = -buy_open
-            fee_base = qty * price * book.fee_num
+            fee_base = buy_open * book.fee_up
             fee_divisor = book.fee_den
-        # --- buyer: +qty ---
+        # --- buyer: +qty; ``longs``: the long contracts it adds, the seller removes ---
         buy_position = buyer.positions.get(book.both)
         if buy_position is None:
-            buy_held = buy_pnl = 0
+            buy_new = longs = qty
+            buy_pnl = 0
             buy_value = buy_open
-            buy_mode = buyer.margin_modes.get(symbol, _CROSS)
+            buy_mode = buyer.margin_modes.get(book.symbol, _CROSS)
         else:
             buy_held = buy_position.qty
+            buy_new = buy_held + qty
             buy_mode = buy_position.margin_mode
             if buy_held >= 0:
+                longs = qty
                 buy_value = buy_position.entry_value + buy_open
                 buy_pnl = 0
             else:
-                buy_value, buy_pnl = math.reduce(buy_held, buy_position.entry_value, qty, price)
-        buy_fee = -((fee_base * -buyer_rate) // fee_divisor)
+                longs = buy_new if buy_new > 0 else 0
+                buy_value, buy_pnl = book.math.reduce(
+                    buy_held, buy_position.entry_value, qty, price
+                )
+        buy_fee = -((fee_base * buyer_minus_rate) // fee_divisor)
         buy_wallet = buyer.balances.get(settle)
         free = 0 if buy_wallet is None else buy_wallet.free
         if buy_mode is _CROSS:
@@ -609,20 +624,23 @@ class Ledger:
         # --- seller: -qty ---
         sell_position = seller.positions.get(book.both)
         if sell_position is None:
-            sell_held = sell_pnl = 0
+            sell_new = -qty
+            sell_pnl = 0
             sell_value = sell_open
-            sell_mode = seller.margin_modes.get(symbol, _CROSS)
+            sell_mode = seller.margin_modes.get(book.symbol, _CROSS)
         else:
             sell_held = sell_position.qty
+            sell_new = sell_held - qty
             sell_mode = sell_position.margin_mode
             if sell_held <= 0:
                 sell_value = sell_position.entry_value + sell_open
                 sell_pnl = 0
             else:
-                sell_value, sell_pnl = math.reduce(
+                longs -= qty if qty < sell_held else sell_held
+                sell_value, sell_pnl = book.math.reduce(
                     sell_held, sell_position.entry_value, -qty, price
                 )
-        sell_fee = -((fee_base * -seller_rate) // fee_divisor)
+        sell_fee = -((fee_base * seller_minus_rate) // fee_divisor)
         sell_wallet = seller.balances.get(settle)
         free = 0 if sell_wallet is None else sell_wallet.free
         if sell_mode is _CROSS:
@@ -637,10 +655,8 @@ class Ledger:
         ):
             raise _unpaid_by(sell_mode, "seller", seller.id, settle)
         # --- apply: nothing below may fail ---
-        buy_new = buy_held + qty
-        sell_new = sell_held - qty
         if buy_position is None:
-            buy_position = Position(symbol=symbol, side=_BOTH, margin_mode=buy_mode)
+            buy_position = Position(book.symbol, _BOTH, buy_mode)
             self._index_position(buyer, buy_position)
         buy_position.qty = buy_new
         buy_position.entry_value = buy_value
@@ -656,7 +672,7 @@ class Ledger:
         else:
             buy_wallet.free -= buy_fee
         if sell_position is None:
-            sell_position = Position(symbol=symbol, side=_BOTH, margin_mode=sell_mode)
+            sell_position = Position(book.symbol, _BOTH, sell_mode)
             self._index_position(seller, sell_position)
         sell_position.qty = sell_new
         sell_position.entry_value = sell_value
@@ -678,16 +694,9 @@ class Ledger:
         fees.free += buy_fee + sell_fee
         if buy_pnl or sell_pnl:
             book.settlement.free -= buy_pnl + sell_pnl
-        # open interest: the long contracts added (buyer) and removed (seller)
-        longs = (
-            (buy_new if buy_new > 0 else 0)
-            - (buy_held if buy_held > 0 else 0)
-            + (sell_new if sell_new > 0 else 0)
-            - (sell_held if sell_held > 0 else 0)
-        )
         if longs:
             open_interest = self.open_interest
-            open_interest[symbol] = open_interest.get(symbol, 0) + longs
+            open_interest[book.symbol] = open_interest.get(book.symbol, 0) + longs
         if not buy_new:
             self._close_out(buyer, buy_position, settle)
         if not sell_new:
@@ -695,8 +704,9 @@ class Ledger:
         return []
 
     def _fill_fee_rates(self, event: Fill) -> tuple[int, int]:
-        """The buyer's and the seller's fee rates of a fill, checked as :meth:`_fill_checked`
-        checks them, remembered per (maker text, taker text, taker side)."""
+        """Minus the buyer's and minus the seller's fee rates of a fill (the fee formula's
+        operands), checked as :meth:`_fill_checked` checks them, remembered per (maker
+        text, taker text, taker side)."""
         rates = self._fill_rates
         maker_rate = self._rate(event.maker_fee_rate, "maker_fee_rate")
         taker_rate = self._rate(event.taker_fee_rate, "taker_fee_rate")
@@ -707,7 +717,9 @@ class Ledger:
                 event.maker_fee_rate,
                 "a rebate may not exceed the taker fee",
             )
-        pair = (taker_rate, maker_rate) if event.taker_side == _BUY else (maker_rate, taker_rate)
+        pair = (
+            (-taker_rate, -maker_rate) if event.taker_side == _BUY else (-maker_rate, -taker_rate)
+        )
         if len(rates) >= _RATE_CACHE_LIMIT:
             rates.clear()
         rates[(event.maker_fee_rate, event.taker_fee_rate, event.taker_side)] = pair
@@ -1282,9 +1294,13 @@ class Ledger:
     # --- indexes and lookups -----------------------------------------------------------
 
     def _index_position(self, account: Account, position: Position) -> None:
-        key = (position.symbol, position.side)
+        key = self._position_key(position.symbol, position.side)
         account.positions[key] = position
         self._holders.setdefault(position.symbol, {})[(account.id, position.side)] = position
+
+    def _position_key(self, symbol: str, side: PositionSide) -> tuple[str, PositionSide]:
+        key = (symbol, side)
+        return self._position_keys.setdefault(key, key)
 
     def _drop_position(self, account: Account, position: Position) -> None:
         del account.positions[(position.symbol, position.side)]
