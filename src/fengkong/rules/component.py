@@ -190,7 +190,7 @@ class RulesComponent:
         rows: list = []
         for pack, plan, evaluate, _, tracers, rule_rows in routes:
             if evaluate is not None:
-                hits, errors, values = evaluate(event, now)
+                hits, errors, values = evaluate(event, now, units)
                 if errors is None and hits is not None:
                     for index in hits:
                         fired.append(tracers[index](values))
@@ -314,6 +314,13 @@ class RulesComponent:
                 update = pack.updaters.get(kind_name)
                 if evaluate is None and update is None:
                     continue
+                step = pack.steps.get(kind_name)
+                if step is not None:  # evaluates and updates
+                    evaluate, update = step, None
+                else:
+                    update = pack.fast_updaters.get(kind_name, update)
+                    if evaluate is not None:
+                        evaluate = _ignoring_units(evaluate)
                 kind = next(k for k in event_types() if k.__name__ == kind_name)
                 tracers = pack.tracers.get(kind_name, [])
                 rows = pack.rows.get(kind_name, [])
@@ -377,6 +384,15 @@ class RulesComponent:
                 seq=event.seq, id=event.id, list=event.list, value=event.value, action="removed"
             )
         ]
+
+
+def _ignoring_units(evaluate: Callable) -> Callable:
+    """An evaluator (``(ev, now)``) called as a step is (``(ev, now, units)``)."""
+
+    def call(event: Event, now: int, units: dict | None) -> tuple:
+        return evaluate(event, now)
+
+    return call
 
 
 class _KindInfo:

@@ -107,6 +107,9 @@ class ReadTable:
     _by_key: dict[tuple, str] = field(default_factory=dict)
     used: list[str] = field(default_factory=list)
     constants: dict[str, object] = field(default_factory=dict)
+    # local -> (feature name, key code, read with the feature's own key fields): what the
+    # fused step (:mod:`fengkong.rules.fused`) needs to inline a feature read
+    features: dict[str, tuple[str, str, bool]] = field(default_factory=dict)
 
     def constant(self, value: object) -> str:
         """A global name bound to ``value`` (a literal set built once, not per evaluation)."""
@@ -384,7 +387,9 @@ class Checker:
                 parts.append((key.code, key.label))
             label = f"features.{name}[{', '.join(p[1] for p in parts)}]"
         key_code = parts[0][0] if len(parts) == 1 else f"({', '.join(p[0] for p in parts)},)"
-        local = self.scope.reads.read(("feature", label), label, f"{sig.ref}.read({key_code}, now)")
+        reads = self.scope.reads
+        local = reads.read(("feature", label), label, f"{sig.ref}.read({key_code}, now)")
+        reads.features[local] = (name, key_code, keys is None)
         return Typed(local, sig.type, semantic=sig.semantic, local=local, label=label)
 
     def _key(self, node: ast.AST, expected: Type) -> Typed:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from fengkong.model.fixed import parse_units
-from fengkong.rules import codegen
+from fengkong.rules import codegen, fused
 from fengkong.rules.decide import rule_row
 from fengkong.rules.errors import PackError, Problem, ProblemCode
 from fengkong.rules.features import (
@@ -41,6 +41,10 @@ MAX_FEATURES = 500
 MAX_LISTS = 200
 MAX_HOLD_HOURS = 720
 MODES = ("active", "shadow", "disabled")
+
+# Bind packs with fused steps (see :mod:`fengkong.rules.fused`); the tests turn it off to
+# decide the same streams with the separate evaluator and updater, the step's reference.
+FUSE = True
 
 _PACK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -79,6 +83,8 @@ class KindPlan:
     reads: ReadTable = field(default_factory=ReadTable)
     update_reads: ReadTable = field(default_factory=lambda: ReadTable(prefix="u"))
     updates: list[tuple[str | None, str, str, str]] = field(default_factory=list)
+    # per update, in the same order: (feature, key code, value code), for the fused step
+    update_specs: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -130,7 +136,19 @@ class PackPlan:
                 updaters[kind] = codegen.updater(
                     f"update_{kind}", plan.update_reads, plan.updates, namespace
                 )
-        return CompiledPack(self, stores, evaluators, updaters, tracers, rows)
+        steps: dict[str, Callable] = {}
+        fast_updaters: dict[str, Callable] = {}
+        if FUSE and fused.fusable(stores):
+            for kind, plan in self.kinds.items():
+                update = None
+                if plan.updates:
+                    update = fused.updater(f"update_{kind}", plan, self.features, stores, namespace)
+                    fast_updaters[kind] = update
+                if plan.conditions:
+                    steps[kind] = fused.step(
+                        f"step_{kind}", plan, self.features, stores, namespace, update
+                    )
+        return CompiledPack(self, stores, evaluators, updaters, tracers, rows, steps, fast_updaters)
 
 
 @dataclass(slots=True)
@@ -145,6 +163,10 @@ class CompiledPack:
     updaters: dict[str, Callable]
     tracers: dict[str, list[Callable]] = field(default_factory=dict)
     rows: dict[str, list[tuple]] = field(default_factory=dict)
+    # the fused evaluator + updater per kind with rules, and the inline updater per kind
+    # with updates (see :mod:`fengkong.rules.fused`); empty when the pack is not fused
+    steps: dict[str, Callable] = field(default_factory=dict)
+    fast_updaters: dict[str, Callable] = field(default_factory=dict)
 
 
 class _Loader(yaml.SafeLoader):
@@ -511,11 +533,14 @@ def _check_code(
                 if checked.type is Type.ERROR:
                     continue
                 condition = checked.code
-            plan.updates.append((condition, *_update_call(spec, kind_name, plan.update_reads)))
+            guard, key_code, value_code = _update_call(spec, kind_name, plan.update_reads)
+            call = f"{key_code}, {value_code}, ev.ts, now"
+            plan.updates.append((condition, guard, f"F_{spec.name}", call))
+            plan.update_specs.append((name, key_code, value_code))
 
 
 def _update_call(spec: FeatureSpec, kind_name: str, reads: ReadTable) -> tuple[str, str, str]:
-    """Guard, store name and ``add`` arguments folding one event into ``spec``."""
+    """Guard, key code and value code folding one event into ``spec``."""
     fields = fields_of(event_kind(kind_name))
     guards = [f"ev.{k}" for k in spec.key if fields[k].type is Type.STR]
     keys = [f"ev.{k}" for k in spec.key]
@@ -534,7 +559,7 @@ def _update_call(spec: FeatureSpec, kind_name: str, reads: ReadTable) -> tuple[s
             value_code = f"ev.{spec.value}"
             if field_type.type is Type.STR:
                 guards.append(value_code)
-    return " and ".join(guards), f"F_{spec.name}", f"{key_code}, {value_code}, ev.ts, now"
+    return " and ".join(guards), key_code, value_code
 
 
 def build_stores(

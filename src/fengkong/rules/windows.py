@@ -97,8 +97,10 @@ class KeyedWindow:
         return {"swept": self._swept, "keys": keys}
 
     def restore(self, data: dict) -> None:
+        """Replace the keys in place (compiled steps hold ``keys`` itself)."""
         self._swept = data["swept"]
-        self.keys = OrderedDict((_key_in(k), self._state_in(s)) for k, s in data["keys"])
+        self.keys.clear()
+        self.keys.update((_key_in(k), self._state_in(s)) for k, s in data["keys"])
 
     def _state_out(self, state: Any) -> Any:
         raise NotImplementedError
@@ -317,11 +319,7 @@ class ExtremumWindow(KeyedWindow):
             return self.default
         cutoff = now // self.g - self.n
         if state and state[0] <= cutoff:
-            end = len(state)
-            i = 2
-            while i < end and state[i] <= cutoff:
-                i += 2
-            del state[:i]
+            _expire_pairs(state, cutoff)
         if not state:
             return self.default
         best = self.pick(state[1::2])
@@ -337,6 +335,15 @@ class ExtremumWindow(KeyedWindow):
             flat.append(idx)
             flat.append(self._in(value))
         return flat
+
+
+def _expire_pairs(state: list, cutoff: int) -> None:
+    """Drop the leading pairs of a ``[b0, v0, ...]`` state at or before ``cutoff``."""
+    end = len(state)
+    i = 2
+    while i < end and state[i] <= cutoff:
+        i += 2
+    del state[:i]
 
 
 class LastWindow(KeyedWindow):
@@ -421,6 +428,33 @@ def _second(item: tuple) -> Any:
     return item[1]
 
 
+def _late_exact(state: _Distinct, idx: int) -> None:
+    """A value arrived in bucket ``idx``, older than the newest listed bucket: list the
+    bucket in order and keep the values in bucket order."""
+    order = state.order
+    position = bisect_left(order, idx)
+    if position == len(order) or order[position] != idx:
+        order.insert(position, idx)
+    ordered = sorted(state.items(), key=_second)
+    state.clear()
+    state.update(ordered)
+
+
+def _to_sketch(state: _Distinct) -> None:
+    """Switch a key beyond its exact limit to per-bucket HyperLogLog registers."""
+    sketch = Sketch()
+    for member, bucket_idx in state.items():
+        sketch.add(bucket_idx, member)
+    state.sketch = sketch
+    state.clear()
+    state.order = deque()
+
+
+def _read_sketch(state: _Distinct, cutoff: int) -> int:
+    state.sketch.evict(cutoff)
+    return state.sketch.estimate()
+
+
 class DistinctWindow(KeyedWindow):
     """Number of distinct values of a field per key: exact up to ``exact_limit``, then a
     per-bucket HyperLogLog for that key (see the module docstring)."""
@@ -478,19 +512,17 @@ class DistinctWindow(KeyedWindow):
         if not order or order[-1] < idx:
             order.append(idx)
         elif order[-1] != idx:  # a late event: keep buckets and values in bucket order
-            position = bisect_left(order, idx)
-            if position == len(order) or order[position] != idx:
-                order.insert(position, idx)
-            ordered = sorted(latest.items(), key=_second)
-            latest.clear()
-            latest.update(ordered)
+            _late_exact(state, idx)
         if len(latest) > self.exact_limit:
-            sketch = Sketch()
-            for member, bucket_idx in latest.items():
-                sketch.add(bucket_idx, member)
-            state.sketch = sketch
-            state.clear()
-            state.order = deque()
+            _to_sketch(state)
+
+    def _add_sketch(self, key: Any, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
+        """``add`` for a key in sketch mode (``state.sketch`` set), sweep excluded."""
+        sketch = state.sketch
+        if idx > sketch.newest():
+            self.keys.move_to_end(key)
+        sketch.evict(cutoff)
+        sketch.add(idx, value)
 
     def read(self, key: Any, now: int) -> int:
         state = self.keys.get(key)
@@ -498,8 +530,7 @@ class DistinctWindow(KeyedWindow):
             return 0
         cutoff = now // self.g - self.n
         if state.sketch is not None:
-            state.sketch.evict(cutoff)
-            return state.sketch.estimate()
+            return _read_sketch(state, cutoff)
         order = state.order
         if order and order[0] <= cutoff:
             _evict_exact(state, cutoff)

@@ -1,0 +1,388 @@
+"""The fused step: one function per pack and event kind that evaluates the rules and folds
+the event into the features, with the window operations written inline.
+
+The separate evaluator and updater (:mod:`fengkong.rules.codegen`) call each feature store's
+``read`` and ``add``: per feature and event, two method calls, two dictionary lookups and the
+bucket arithmetic twice. The step does the same operations, in the same order and with the
+same effect on the stores, written into the generated code:
+
+* the bucket index ``ts // g`` and the cutoff ``now // g - n`` are computed once per bucket
+  width and window, not once per feature;
+* a feature read inlines the store's ``read`` and keeps the key's state in a local, and the
+  update of the same feature with the same key later in the step reuses that state (no
+  second lookup): between the two, nothing but that update can insert or remove the key;
+* the common cases of an update (a new key, the newest bucket again, a newer bucket) are
+  inline; late events, sketches and full stores call the store's helpers, which are the
+  ones its ``add`` uses.
+
+Rules still read every feature as it was before the event (the updates come after every
+rule), and filters (``where``) are evaluated before any update, as in the updater. If a
+hoisted read raises, the step does what the evaluator and updater do: it answers
+``(None, exc, ())`` and folds the event with the updater. A pack whose features share a
+store object (a new version keeping one old store for two equal features) is not fused.
+
+The reference for the step is the evaluator followed by the updater: a property test
+(``tests/rules/test_fused.py``) decides random streams both ways and compares every
+decision and the canonical state after every event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from fengkong.rules.codegen import _compile
+from fengkong.rules.features import FeatureSpec
+from fengkong.rules.windows import (
+    CountWindow,
+    DistinctWindow,
+    ExtremumWindow,
+    KeyedWindow,
+    LastWindow,
+    SumWindow,
+    _Distinct,
+    _evict_exact,
+    _expire_pairs,
+    _expire_total,
+    _insert_total,
+    _late_exact,
+    _read_sketch,
+    _to_sketch,
+)
+
+HELPERS: dict[str, Any] = {
+    "_expire_total": _expire_total,
+    "_insert_total": _insert_total,
+    "_expire_pairs": _expire_pairs,
+    "_evict_exact": _evict_exact,
+    "_late_exact": _late_exact,
+    "_to_sketch": _to_sketch,
+    "_read_sketch": _read_sketch,
+    "_Distinct": _Distinct,
+}
+
+
+_HOISTED = re.compile(r"(?<![.\w'\"])v[0-9]+\b")
+
+
+def fusable(stores: dict[str, KeyedWindow]) -> bool:
+    """Whether every feature has its own store object (see the module docstring)."""
+    return len({id(store) for store in stores.values()}) == len(stores)
+
+
+class _Writer:
+    """Accumulates the step's code; names the per-window and per-key locals."""
+
+    def __init__(self, specs: dict[str, FeatureSpec], stores: dict[str, KeyedWindow]) -> None:
+        self.specs = specs
+        self.stores = stores
+        self.head: list[str] = []
+        self._quot: dict[int, str] = {}
+        self._cut: dict[tuple[int, int], str] = {}
+        self._idx: dict[int, str] = {}
+        self._keys: dict[str, str] = {}
+        self.namespace: dict[str, Any] = {}
+
+    def store(self, name: str) -> tuple[str, str, KeyedWindow]:
+        store = self.stores[name]
+        self.namespace[f"S_{name}"] = store
+        self.namespace[f"D_{name}"] = store.keys
+        return f"S_{name}", f"D_{name}", store
+
+    def cutoff(self, store: KeyedWindow) -> str:
+        key = (store.g, store.n)
+        local = self._cut.get(key)
+        if local is None:
+            quot = self._quot.get(store.g)
+            if quot is None:
+                quot = self._quot[store.g] = f"q{len(self._quot)}"
+                self.head.append(f"{quot} = now // {store.g!r}")
+            local = self._cut[key] = f"c{len(self._cut)}"
+            self.head.append(f"{local} = {quot} - {store.n!r}")
+        return local
+
+    def index(self, store: KeyedWindow) -> str:
+        local = self._idx.get(store.g)
+        if local is None:
+            local = self._idx[store.g] = f"i{len(self._idx)}"
+            self.head.append(f"{local} = ts // {store.g!r}")
+        return local
+
+    def key(self, code: str) -> str:
+        """A local holding the key ``code`` evaluates to (event fields, a pair, a literal),
+        or the code itself when it reads a hoisted local (computed later, in order)."""
+        normal = code.replace(",)", ")")
+        if _HOISTED.search(normal):
+            return normal
+        local = self._keys.get(normal)
+        if local is None:
+            local = self._keys[normal] = f"k{len(self._keys)}"
+            self.head.append(f"{local} = {normal}")
+        return local
+
+
+def _scaled(code: str, scale: int) -> str:
+    return f"{code} / {scale!r}" if scale != 1 else code
+
+
+def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
+    """Inline ``store.read(key, now)`` into ``out``, leaving the key's state in ``state``."""
+    _, d_name, store = w.store(name)
+    c = w.cutoff(store)
+    lines = [f"{state} = {d_name}.get({key})"]
+    if isinstance(store, CountWindow):  # count and sum
+        empty = repr(0 / store.scale) if store.scale != 1 else "0"
+        lines += [
+            f"if {state} is None:",
+            f"    {out} = {empty}",
+            "else:",
+            f"    if _len({state}) > 1 and {state}[1] <= {c}:",
+            f"        _expire_total({state}, {c})",
+            f"    {out} = {_scaled(f'{state}[0]', store.scale)}",
+        ]
+    elif isinstance(store, ExtremumWindow):
+        w.namespace[f"X_{name}"] = store.default
+        pick = "_min" if store.pick is min else "_max"
+        lines += [
+            f"if {state} is None:",
+            f"    {out} = X_{name}",
+            "else:",
+            f"    if {state} and {state}[0] <= {c}:",
+            f"        _expire_pairs({state}, {c})",
+            f"    if not {state}:",
+            f"        {out} = X_{name}",
+            f"    elif _len({state}) == 2:",
+            f"        {out} = {_scaled(f'{state}[1]', store.scale)}",
+            "    else:",
+            f"        {out} = {_scaled(f'{pick}({state}[1::2])', store.scale)}",
+        ]
+    elif isinstance(store, LastWindow):
+        w.namespace[f"X_{name}"] = store.default
+        lines += [
+            f"if {state} is None or {state}[0] <= {c}:",
+            f"    {out} = X_{name}",
+            "else:",
+            f"    {out} = {_scaled(f'{state}[2]', store.scale)}",
+        ]
+    elif isinstance(store, DistinctWindow):
+        lines += [
+            f"if {state} is None:",
+            f"    {out} = 0",
+            f"elif {state}.sketch is not None:",
+            f"    {out} = _read_sketch({state}, {c})",
+            "else:",
+            f"    if {state}.order and {state}.order[0] <= {c}:",
+            f"        _evict_exact({state}, {c})",
+            f"    {out} = _len({state})",
+        ]
+    else:  # pragma: no cover - every store class is handled above
+        raise TypeError(type(store).__name__)
+    return lines
+
+
+def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool) -> list[str]:
+    """Inline ``store.add(key, value, ts, now)`` given the key's state in ``state`` (looked up
+    here when ``fresh``)."""
+    s_name, d_name, store = w.store(name)
+    c = w.cutoff(store)
+    i = w.index(store)
+    room = [
+        f"        if _len({d_name}) >= {store.max_keys!r}:",
+        f"            {s_name}._make_room({c})",
+    ]
+    lines = [f"if {i} > {c}:"]
+    if fresh:
+        lines.append(f"    {state} = {d_name}.get({key})")
+    if isinstance(store, CountWindow):
+        amount = "1" if not isinstance(store, SumWindow) else value
+        first = "1" if not isinstance(store, SumWindow) else f"0 + {value}"
+        lines += [
+            f"    if {state} is None:",
+            *room,
+            f"        {d_name}[{key}] = [{first}, {i}, {amount}]",
+            f"    elif _len({state}) > 1 and {state}[-2] >= {i}:",
+            f"        if {state}[-2] == {i}:",
+            f"            {state}[-1] += {amount}",
+            "        else:",
+            f"            _insert_total({state}, {i}, {amount})",
+            f"        {state}[0] += {amount}",
+            "    else:",
+            f"        {d_name}.move_to_end({key})",
+            f"        {state}.append({i})",
+            f"        {state}.append({amount})",
+            f"        {state}[0] += {amount}",
+        ]
+    elif isinstance(store, ExtremumWindow):
+        better = "<" if store.pick is min else ">"
+        lines += [
+            f"    if {state} is None:",
+            *room,
+            f"        {d_name}[{key}] = [{i}, {value}]",
+            f"    elif {state} and {state}[-2] >= {i}:",
+            f"        if {state}[-2] == {i}:",
+            f"            if {value} {better} {state}[-1]:",
+            f"                {state}[-1] = {value}",
+            "        else:",
+            f"            {s_name}._insert({state}, {i}, {value})",
+            "    else:",
+            f"        {d_name}.move_to_end({key})",
+            f"        {state}.append({i})",
+            f"        {state}.append({value})",
+        ]
+    elif isinstance(store, LastWindow):
+        lines += [
+            f"    if {state} is None:",
+            *room,
+            f"        {d_name}[{key}] = [{i}, ts, {value}]",
+            "    else:",
+            f"        if {i} > {state}[0]:",
+            f"            {d_name}.move_to_end({key})",
+            f"        if ts >= {state}[1]:",
+            f"            {state}[0] = {i}",
+            f"            {state}[1] = ts",
+            f"            {state}[2] = {value}",
+        ]
+    elif isinstance(store, DistinctWindow):
+        lines += [
+            f"    if {state} is None:",
+            *room,
+            f"        {state} = {d_name}[{key}] = _Distinct()",
+            f"        {state}[{value}] = {i}",
+            f"        {state}.order.append({i})",
+            f"    elif {state}.sketch is not None:",
+            f"        {s_name}._add_sketch({key}, {state}, {i}, {value}, {c})",
+            "    else:",
+            f"        o_ = {state}.order",
+            f"        if not o_ or {i} > o_[-1]:",
+            f"            {d_name}.move_to_end({key})",
+            f"        if o_ and o_[0] <= {c}:",
+            f"            _evict_exact({state}, {c})",
+            f"        p_ = {state}.get({value})",
+            f"        if p_ is None or p_ < {i}:",
+            f"            {state}[{value}] = {i}",
+            "            if p_ is not None:",
+            f"                {state}.move_to_end({value})",
+            f"            if not o_ or o_[-1] < {i}:",
+            f"                o_.append({i})",
+            f"            elif o_[-1] != {i}:",
+            f"                _late_exact({state}, {i})",
+            f"            if _len({state}) > {store.exact_limit!r}:",
+            f"                _to_sketch({state})",
+        ]
+    else:  # pragma: no cover
+        raise TypeError(type(store).__name__)
+    lines += [f"    if {c} > {s_name}._swept:", f"        {s_name}._sweep({c})"]
+    return lines
+
+
+def _indent(lines: list[str], spaces: int) -> list[str]:
+    pad = " " * spaces
+    return [pad + line for line in lines]
+
+
+def step(
+    name: str,
+    plan: Any,
+    specs: dict[str, FeatureSpec],
+    stores: dict[str, KeyedWindow],
+    namespace: dict[str, Any],
+    fallback: Callable | None,
+) -> Callable:
+    """``name(ev, now, units=None) -> (hits, errors, values)``: the evaluator of ``plan``
+    (a :class:`~fengkong.rules.pack.KindPlan`) followed by its updater, fused (see the module
+    docstring); ``fallback`` is the updater, called when a hoisted read raises."""
+    w = _Writer(specs, stores)
+    reads = plan.reads
+    captured: dict[str, str] = {}  # feature -> local holding its state (own-key reads only)
+    body: list[str] = []
+    for line, local in zip(reads.lines, reads.labels, strict=True):
+        meta = reads.features.get(local)
+        if meta is None or specs[meta[0]].ratio:
+            body.append(line)
+            continue
+        feature, key_code, own_key = meta
+        state = f"s{local}"
+        body += _read(w, feature, w.key(key_code), local, state)
+        if own_key:
+            captured.setdefault(feature, state)
+    lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, "    try:"]
+    lines += _indent(body, 8) or ["        pass"]
+    lines += ["    except _Error as exc:"]
+    if fallback is not None:
+        lines.append("        _FALLBACK(ev, now, units)")
+    lines += [
+        "        return None, exc, ()",
+        "    hits = []",
+        "    hit = hits.append",
+        "    errors = None",
+    ]
+    for index, condition in enumerate(plan.conditions):
+        lines += [
+            "    try:",
+            f"        if {condition}:",
+            f"            hit({index})",
+            "    except _Error as exc:",
+            f"        errors = (errors or []) + [({index}, exc)]",
+        ]
+    labels = list(reads.labels)
+    lines.append(f"    values = ({', '.join(labels)}{',' if labels else ''})")
+    lines += _update_section(w, plan, captured, "hits, errors, values")
+    lines.append("    return hits, errors, values")
+    lines[2] = "\n".join(_indent(w.head, 4)) if w.head else "    pass"
+    namespace = {**namespace, **reads.constants, **plan.update_reads.constants}
+    namespace.update(HELPERS)
+    namespace.update(w.namespace)
+    namespace["_FALLBACK"] = fallback
+    return _compile(name, lines, namespace)
+
+
+def updater(
+    name: str,
+    plan: Any,
+    specs: dict[str, FeatureSpec],
+    stores: dict[str, KeyedWindow],
+    namespace: dict[str, Any],
+) -> Callable:
+    """``name(ev, now, units=None)``: the updater of ``plan`` with the window operations
+    inline (for kinds that feed features and have no rules)."""
+    w = _Writer(specs, stores)
+    lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None]
+    lines += _update_section(w, plan, {}, "")
+    lines[2] = "\n".join(_indent(w.head, 4)) if w.head else "    pass"
+    namespace = {**namespace, **plan.update_reads.constants}
+    namespace.update(HELPERS)
+    namespace.update(w.namespace)
+    return _compile(name, lines, namespace)
+
+
+def _update_section(w: _Writer, plan: Any, captured: dict[str, str], result: str) -> list[str]:
+    """The updater's reads, filters and updates (as :func:`codegen.updater` orders them)."""
+    reads = plan.update_reads
+    lines = ["    try:"]
+    lines += [f"        {line}" for line in reads.lines] or ["        pass"]
+    lines += ["    except _Error:", f"        return {result}".rstrip()]
+    for index, (condition, _, _, _) in enumerate(plan.updates):
+        if condition is None:
+            continue
+        lines += [
+            "    try:",
+            f"        p{index} = {condition}",
+            "    except _Error:",
+            f"        p{index} = False",
+        ]
+    for index, ((condition, guard, _, _), (feature, key_code, value_code)) in enumerate(
+        zip(plan.updates, plan.update_specs, strict=True)
+    ):
+        tests = [t for t in (f"p{index}" if condition else "", guard) if t]
+        indent = 4
+        if tests:
+            lines.append(f"    if {' and '.join(tests)}:")
+            indent = 8
+        state = captured.get(feature)
+        fresh = state is None
+        if fresh:
+            state = "s_"
+        key = w.key(key_code)
+        lines += _indent(_update(w, feature, key, value_code, state, fresh), indent)
+    return lines
