@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from fengkong.model.events import AccountOpened, Deposit
 from fengkong.rules import pack as pack_module
 from fengkong.rules.component import RulesComponent
-from fengkong.rules.events import Login, RulePackLoaded
+from fengkong.rules.events import Login, RulePackLoaded, WithdrawalRequest
 from tests.rules.kit import T0, pack_text, rule, withdrawal
 
 SECOND = 1_000
@@ -125,6 +125,22 @@ RULES = [
     rule("features.users_8s > 0", on="Login", name="login_users"),
     rule("features.dep_30s > 100.0 or event.amount > 500.0", on="Deposit", name="deposits"),
     rule("event.amount > 1.0", name="amount", mode="disabled"),
+    rule(
+        "features.n_10s >= 1",
+        name="hold_a",
+        outcome="hold_withdrawal",
+        hold_hours=4,
+        reason="velocity",
+    ),
+    rule(
+        "features.usd_20s > 100.0",
+        name="hold_b",
+        outcome="hold_withdrawal",
+        hold_hours=12,
+        reason="velocity",
+        score=3,
+    ),
+    rule("features.n_10s >= 3", name="shadow_block", outcome="block", mode="shadow", score=30),
 ]
 SCORING = [{"min_score": 25, "outcome": "block"}]
 PACK = pack_text(RULES, features=FEATURES, name="fused", scoring=SCORING)
@@ -202,11 +218,12 @@ def build_events(raw) -> list:
     return events
 
 
-def component(fuse: bool, monkeypatch) -> RulesComponent:
+def component(fuse: bool, two: bool, monkeypatch) -> RulesComponent:
     monkeypatch.setattr(pack_module, "FUSE", fuse)
     made = RulesComponent()
     made.apply(RulePackLoaded(seq=1, id="p1", ts=T0, pack_yaml=PACK, author="t"))
-    made.apply(RulePackLoaded(seq=2, id="p2", ts=T0, pack_yaml=SECOND_PACK, author="t"))
+    if two:
+        made.apply(RulePackLoaded(seq=2, id="p2", ts=T0, pack_yaml=SECOND_PACK, author="t"))
     return made
 
 
@@ -219,18 +236,22 @@ def state(made: RulesComponent) -> bytes:
 
 
 @settings(max_examples=120, deadline=None)
-@given(raw=steps, cut=st.integers(0, 10**6), upgrade=st.integers(0, 10**6))
-def test_the_fused_step_decides_and_stores_exactly_as_evaluator_then_updater(raw, cut, upgrade):
+@given(raw=steps, cut=st.integers(0, 10**6), upgrade=st.integers(0, 10**6), two=st.booleans())
+def test_the_fused_step_decides_and_stores_exactly_as_evaluator_then_updater(
+    raw, cut, upgrade, two
+):
+    """With one pack, withdrawals take the step's own resolution; with two, the generic one."""
     with pytest.MonkeyPatch.context() as patch:
-        compare(build_events(raw), cut, upgrade, patch)
+        compare(build_events(raw), cut, upgrade, two, patch)
 
 
-def compare(events: list, cut: int, upgrade: int, patch: pytest.MonkeyPatch) -> None:
+def compare(events: list, cut: int, upgrade: int, two: bool, patch: pytest.MonkeyPatch) -> None:
     cut %= len(events) + 1
     upgrade %= len(events) + 1
-    fused = component(True, patch)
-    reference = component(False, patch)
+    fused = component(True, two, patch)
+    reference = component(False, two, patch)
     assert fused.packs["fused"].steps and not reference.packs["fused"].steps
+    assert (WithdrawalRequest in fused._solo) is not two
     for position, event in enumerate(events):
         if position == upgrade:
             load = RulePackLoaded(seq=5, id="v2", ts=event.ts, pack_yaml=PACK_V2, author="t")

@@ -77,6 +77,7 @@ class RulesComponent:
         self.accounts: dict[str, int] = {}  # account -> opened_ts
         self.now = 0
         self._routes: dict[type[Event], list[Route]] = {}
+        self._solo: dict[type[Event], Callable] = {}  # kind -> the step of its only route
         self._scoring: dict[str, list] = {}
         self._labels: list[str] = []
         self._handlers = self.handlers()
@@ -161,7 +162,43 @@ class RulesComponent:
         units = _validate(event, info)
         if event.ts > self.now:
             self.now = event.ts
-        return [self._evaluate(event, self._routes.get(kind, ()), units, info)]
+        solo = self._solo.get(kind)
+        if solo is None:
+            return [self._evaluate(event, self._routes.get(kind, ()), units, info)]
+        # one pack decides this kind, with a fused step that resolved its own decision
+        hits, errors, values, fired, result = solo(event, self.now, units)
+        if errors is None and hits is not None:
+            outcome, hold, score, reasons, shadow = result
+            return [
+                Decision(
+                    seq=event.seq,
+                    id=event.id,
+                    event_type=info.name,
+                    accounts=info.accounts(event),
+                    outcome=outcome,
+                    hold_hours=hold,
+                    score=score,
+                    reasons=reasons,
+                    shadow_outcome=shadow,
+                    packs=self._labels,
+                    fired=fired,
+                )
+            ]
+        pack, plan = self._routes[kind][0][:2]
+        records = trace(pack, plan, hits, errors, values)
+        rows = list(map(fired_row, records))
+        return [
+            assemble(
+                event.seq,
+                event.id,
+                info.name,
+                info.accounts(event),
+                self._labels,
+                records,
+                rows,
+                self._scoring,
+            )
+        ]
 
     def _observe(self, event: Event) -> list[Output]:
         kind = type(event)
@@ -190,8 +227,12 @@ class RulesComponent:
         rows: list = []
         for pack, plan, evaluate, _, tracers, rule_rows in routes:
             if evaluate is not None:
-                hits, errors, values = evaluate(event, now, units)
+                hits, errors, values, records, _ = evaluate(event, now, units)
                 if errors is None and hits is not None:
+                    if records is not None:  # a fused step traced the rules that fired
+                        fired.extend(records)
+                        rows.extend([rule_rows[index] for index in hits])
+                        continue
                     for index in hits:
                         fired.append(tracers[index](values))
                         rows.append(rule_rows[index])
@@ -328,6 +369,11 @@ class RulesComponent:
                     (pack, kind_plan, evaluate, update, tracers, rows)
                 )
         self._routes = routes
+        self._solo = {
+            kind: pack.steps[kind.__name__]
+            for kind, [(pack, *_)] in ((k, r) for k, r in routes.items() if len(r) == 1)
+            if kind.__name__ in pack.steps
+        }
         self._scoring = {p.plan.label: p.plan.scoring for p in self.packs.values()}
         self._labels = [p.plan.label for p in self.packs.values()]
 
@@ -390,7 +436,7 @@ def _ignoring_units(evaluate: Callable) -> Callable:
     """An evaluator (``(ev, now)``) called as a step is (``(ev, now, units)``)."""
 
     def call(event: Event, now: int, units: dict | None) -> tuple:
-        return evaluate(event, now)
+        return (*evaluate(event, now), None, None)
 
     return call
 

@@ -33,8 +33,11 @@ from collections.abc import Callable
 from typing import Any
 
 from fengkong.rules.codegen import _compile
+from fengkong.rules.events import FiredRule
 from fengkong.rules.features import FeatureSpec
+from fengkong.rules.outcomes import SEVERITY, Outcome
 from fengkong.rules.windows import (
+    _NEVER,
     CountWindow,
     DistinctWindow,
     ExtremumWindow,
@@ -166,14 +169,17 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
             f"    {out} = {_scaled(f'{state}[2]', store.scale)}",
         ]
     elif isinstance(store, DistinctWindow):
+        # a key in sketch mode has an empty ``order``: test the common case first
         lines += [
             f"if {state} is None:",
             f"    {out} = 0",
+            f"elif {state}.order:",
+            f"    if {state}.order[0] <= {c}:",
+            f"        _evict_exact({state}, {c})",
+            f"    {out} = _len({state})",
             f"elif {state}.sketch is not None:",
             f"    {out} = _read_sketch({state}, {c})",
             "else:",
-            f"    if {state}.order and {state}.order[0] <= {c}:",
-            f"        _evict_exact({state}, {c})",
             f"    {out} = _len({state})",
         ]
     else:  # pragma: no cover - every store class is handled above
@@ -182,97 +188,101 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
 
 
 def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool) -> list[str]:
-    """Inline ``store.add(key, value, ts, now)`` given the key's state in ``state`` (looked up
-    here when ``fresh``)."""
+    """Inline ``store.add(key, value, ts, now)`` for an event inside the window (the caller
+    tests ``i > c``, and sweeps), given the key's state in ``state`` as the step's read of
+    this feature left it (looked up here when ``fresh``: no read in this step)."""
     s_name, d_name, store = w.store(name)
     c = w.cutoff(store)
     i = w.index(store)
     room = [
-        f"        if _len({d_name}) >= {store.max_keys!r}:",
-        f"            {s_name}._make_room({c})",
+        f"    if _len({d_name}) >= {store.max_keys!r}:",
+        f"        {s_name}._make_room({c})",
     ]
-    lines = [f"if {i} > {c}:"]
-    if fresh:
-        lines.append(f"    {state} = {d_name}.get({key})")
+    lines = [f"{state} = {d_name}.get({key})"] if fresh else []
     if isinstance(store, CountWindow):
         amount = "1" if not isinstance(store, SumWindow) else value
         first = "1" if not isinstance(store, SumWindow) else f"0 + {value}"
         lines += [
-            f"    if {state} is None:",
+            f"if {state} is None:",
             *room,
-            f"        {d_name}[{key}] = [{first}, {i}, {amount}]",
-            f"    elif _len({state}) > 1 and {state}[-2] >= {i}:",
-            f"        if {state}[-2] == {i}:",
-            f"            {state}[-1] += {amount}",
-            "        else:",
-            f"            _insert_total({state}, {i}, {amount})",
-            f"        {state}[0] += {amount}",
+            f"    {d_name}[{key}] = [{first}, {i}, {amount}]",
+            f"elif _len({state}) > 1 and {state}[-2] >= {i}:",
+            f"    if {state}[-2] == {i}:",
+            f"        {state}[-1] += {amount}",
             "    else:",
-            f"        {d_name}.move_to_end({key})",
-            f"        {state}.append({i})",
-            f"        {state}.append({amount})",
-            f"        {state}[0] += {amount}",
+            f"        _insert_total({state}, {i}, {amount})",
+            f"    {state}[0] += {amount}",
+            "else:",
+            f"    {d_name}.move_to_end({key})",
+            f"    {state} += ({i}, {amount})",
+            f"    {state}[0] += {amount}",
         ]
     elif isinstance(store, ExtremumWindow):
         better = "<" if store.pick is min else ">"
         lines += [
-            f"    if {state} is None:",
+            f"if {state} is None:",
             *room,
-            f"        {d_name}[{key}] = [{i}, {value}]",
-            f"    elif {state} and {state}[-2] >= {i}:",
-            f"        if {state}[-2] == {i}:",
-            f"            if {value} {better} {state}[-1]:",
-            f"                {state}[-1] = {value}",
-            "        else:",
-            f"            {s_name}._insert({state}, {i}, {value})",
+            f"    {d_name}[{key}] = [{i}, {value}]",
+            f"elif {state} and {state}[-2] >= {i}:",
+            f"    if {state}[-2] == {i}:",
+            f"        if {value} {better} {state}[-1]:",
+            f"            {state}[-1] = {value}",
             "    else:",
-            f"        {d_name}.move_to_end({key})",
-            f"        {state}.append({i})",
-            f"        {state}.append({value})",
+            f"        {s_name}._insert({state}, {i}, {value})",
+            "else:",
+            f"    {d_name}.move_to_end({key})",
+            f"    {state} += ({i}, {value})",
         ]
     elif isinstance(store, LastWindow):
         lines += [
-            f"    if {state} is None:",
+            f"if {state} is None:",
             *room,
-            f"        {d_name}[{key}] = [{i}, ts, {value}]",
-            "    else:",
-            f"        if {i} > {state}[0]:",
-            f"            {d_name}.move_to_end({key})",
-            f"        if ts >= {state}[1]:",
-            f"            {state}[0] = {i}",
-            f"            {state}[1] = ts",
-            f"            {state}[2] = {value}",
+            f"    {d_name}[{key}] = [{i}, ts, {value}]",
+            "else:",
+            f"    if {i} > {state}[0]:",
+            f"        {d_name}.move_to_end({key})",
+            f"    if ts >= {state}[1]:",
+            f"        {state}[0] = {i}",
+            f"        {state}[1] = ts",
+            f"        {state}[2] = {value}",
         ]
     elif isinstance(store, DistinctWindow):
+        # the fast paths below assume the key's expired buckets are evicted (the step's read
+        # did it at this cutoff; a fresh lookup does it here); the reference's order of
+        # "move the key if the bucket is newer" and "evict" does not matter (see _add_found)
         lines += [
-            f"    if {state} is None:",
+            f"if {state} is None:",
             *room,
-            f"        {state} = {d_name}[{key}] = _Distinct()",
-            f"        {state}[{value}] = {i}",
-            f"        {state}.order.append({i})",
-            f"    elif {state}.sketch is not None:",
-            f"        {s_name}._add_sketch({key}, {state}, {i}, {value}, {c})",
-            "    else:",
-            f"        o_ = {state}.order",
-            f"        if not o_ or {i} > o_[-1]:",
-            f"            {d_name}.move_to_end({key})",
-            f"        if o_ and o_[0] <= {c}:",
-            f"            _evict_exact({state}, {c})",
+            f"    {state} = {d_name}[{key}] = _Distinct()",
+            f"    {state}[{value}] = {i}",
+            f"    {state}.order.append({i})",
+            "else:",
+            f"    o_ = {state}.order",
+        ]
+        if fresh:
+            lines += [f"    if o_ and o_[0] <= {c}:", f"        _evict_exact({state}, {c})"]
+        lines += [
+            f"    if o_ and {i} == o_[-1]:",
             f"        p_ = {state}.get({value})",
-            f"        if p_ is None or p_ < {i}:",
+            "        if p_ is None:",
             f"            {state}[{value}] = {i}",
-            "            if p_ is not None:",
-            f"                {state}.move_to_end({value})",
-            f"            if not o_ or o_[-1] < {i}:",
-            f"                o_.append({i})",
-            f"            elif o_[-1] != {i}:",
-            f"                _late_exact({state}, {i})",
             f"            if _len({state}) > {store.exact_limit!r}:",
             f"                _to_sketch({state})",
+            f"        elif p_ < {i}:",
+            f"            {state}[{value}] = {i}",
+            f"            {state}.move_to_end({value})",
+            f"    elif {state}.sketch is None and (not o_ or {i} > o_[-1]):",
+            f"        {d_name}.move_to_end({key})",
+            f"        {state}.pop({value}, None)",
+            f"        {state}[{value}] = {i}",
+            f"        o_.append({i})",
+            f"        if _len({state}) > {store.exact_limit!r}:",
+            f"            _to_sketch({state})",
+            "    else:",
+            f"        {s_name}._add_found({key}, {state}, {i}, {value}, {c})",
         ]
     else:  # pragma: no cover
         raise TypeError(type(store).__name__)
-    lines += [f"    if {c} > {s_name}._swept:", f"        {s_name}._sweep({c})"]
     return lines
 
 
@@ -288,10 +298,17 @@ def step(
     stores: dict[str, KeyedWindow],
     namespace: dict[str, Any],
     fallback: Callable | None,
+    label: str,
+    scoring: list,
 ) -> Callable:
-    """``name(ev, now, units=None) -> (hits, errors, values)``: the evaluator of ``plan``
-    (a :class:`~fengkong.rules.pack.KindPlan`) followed by its updater, fused (see the module
-    docstring); ``fallback`` is the updater, called when a hoisted read raises."""
+    """``name(ev, now, units=None) -> (hits, errors, values, fired, result)``: the evaluator
+    of ``plan`` (a :class:`~fengkong.rules.pack.KindPlan`) followed by its updater, fused (see
+    the module docstring); ``fallback`` is the updater, called when a hoisted read raises.
+
+    ``fired`` holds the :class:`~fengkong.rules.events.FiredRule` of each rule in ``hits``
+    (what the pack's tracers build), and ``result`` is ``(outcome, hold_hours, score,
+    reasons, shadow_outcome)``: the decision had this pack (``label``, with its score bands
+    ``scoring``) been the only one evaluated, meaningful when ``errors`` is ``None``."""
     w = _Writer(specs, stores)
     reads = plan.reads
     captured: dict[str, str] = {}  # feature -> local holding its state (own-key reads only)
@@ -312,29 +329,103 @@ def step(
     if fallback is not None:
         lines.append("        _FALLBACK(ev, now, units)")
     lines += [
-        "        return None, exc, ()",
+        "        return None, exc, (), None, None",
         "    hits = []",
         "    hit = hits.append",
         "    errors = None",
+        "    fired = []",
+        "    fire = fired.append",
+        "    reasons = []",
+        "    ra = rs = sa = ss = hold = 0",
     ]
-    for index, condition in enumerate(plan.conditions):
-        lines += [
-            "    try:",
-            f"        if {condition}:",
-            f"            hit({index})",
-            "    except _Error as exc:",
-            f"        errors = (errors or []) + [({index}, exc)]",
-        ]
+    rule_code, rule_names = _rules(plan, label)
+    lines += rule_code
     labels = list(reads.labels)
+    result = "hits, errors, values, fired, result"
     lines.append(f"    values = ({', '.join(labels)}{',' if labels else ''})")
-    lines += _update_section(w, plan, captured, "hits, errors, values")
-    lines.append("    return hits, errors, values")
+    lines += _resolution(scoring)
+    lines += _update_section(w, plan, captured, result)
+    lines.append(f"    return {result}")
     lines[2] = "\n".join(_indent(w.head, 4)) if w.head else "    pass"
-    namespace = {**namespace, **reads.constants, **plan.update_reads.constants}
+    namespace = {**namespace, **reads.constants, **plan.update_reads.constants, **rule_names}
     namespace.update(HELPERS)
     namespace.update(w.namespace)
     namespace["_FALLBACK"] = fallback
     return _compile(name, lines, namespace)
+
+
+def _rules(plan: Any, label: str) -> tuple[list[str], dict[str, Any]]:
+    """Each rule's test; a rule that fired is listed in ``hits``, traced into ``fired`` and
+    folded into the running resolution (as :func:`fengkong.rules.decide._resolve` would
+    fold its row): ``ra``/``rs`` the most severe active/shadow rank, ``sa``/``ss`` the
+    active/all scores, ``hold`` the longest active hold, ``reasons`` the active reasons."""
+    reads = plan.reads
+    names: dict[str, Any] = {"_FR": FiredRule, "_OUTCOMES": list(Outcome)}
+    active_reasons = [r.reason for r in plan.rules if r.mode == "active"]
+    lines: list[str] = []
+    for index, (rule, condition) in enumerate(zip(plan.rules, plan.conditions, strict=True)):
+        names[f"_RO{index}"] = rule.outcome
+        pairs = ", ".join(f"[{reads.labels[local]!r}, {local}]" for local in plan.traces[index])
+        record = (
+            f"_FR(pack={label!r}, rule={rule.name!r}, mode={rule.mode!r}, "
+            f"outcome=_RO{index}, score={int(rule.score)!r}, reason={rule.reason!r}, "
+            f"hold_hours={int(rule.hold_hours)!r}, values=[{pairs}])"
+        )
+        rank = SEVERITY[rule.outcome]
+        body = [f"hit({index})", f"fire({record})"]
+        if rule.score:
+            body.append(f"ss += {int(rule.score)!r}")
+        if rule.mode == "active":
+            if rule.score:
+                body.append(f"sa += {int(rule.score)!r}")
+            if rank:
+                body += [f"if ra < {rank}:", f"    ra = {rank}"]
+            if rule.outcome is Outcome.HOLD_WITHDRAWAL:
+                body += [
+                    f"if hold < {int(rule.hold_hours)!r}:",
+                    f"    hold = {int(rule.hold_hours)!r}",
+                ]
+            if active_reasons.count(rule.reason) > 1:
+                body += [
+                    f"if {rule.reason!r} not in reasons:",
+                    f"    reasons.append({rule.reason!r})",
+                ]
+            else:
+                body.append(f"reasons.append({rule.reason!r})")
+        elif rank:
+            body += [f"if rs < {rank}:", f"    rs = {rank}"]
+        lines += [
+            "    try:",
+            f"        if {condition}:",
+            *_indent(body, 12),
+            "    except _Error as exc:",
+            f"        errors = (errors or []) + [({index}, exc)]",
+        ]
+    return lines, names
+
+
+def _resolution(scoring: list) -> list[str]:
+    """``result`` from the running resolution, with the pack's score bands (highest first:
+    the first band reached raises the outcome and adds its reason)."""
+    lines = ["    if ra > rs:", "        rs = ra"]
+    for total, rank_name, reason in (("sa", "ra", True), ("ss", "rs", False)):
+        keyword = "if"
+        for min_score, band in reversed(scoring):
+            rank = SEVERITY[band]
+            lines += [
+                f"    {keyword} {total} >= {int(min_score)!r}:",
+                f"        if {rank_name} < {rank}:",
+                f"            {rank_name} = {rank}",
+            ]
+            if reason:
+                lines.append(f"        reasons.append('score_at_least_{int(min_score)}')")
+            keyword = "elif"
+    lines += [
+        "    if ra > rs:",
+        "        rs = ra",
+        "    result = (_OUTCOMES[ra], hold, sa, reasons, _OUTCOMES[rs])",
+    ]
+    return lines
 
 
 def updater(
@@ -357,7 +448,12 @@ def updater(
 
 
 def _update_section(w: _Writer, plan: Any, captured: dict[str, str], result: str) -> list[str]:
-    """The updater's reads, filters and updates (as :func:`codegen.updater` orders them)."""
+    """The updater's reads and filters (as :func:`codegen.updater` orders them), then the
+    updates grouped by window (the adds touch one store each, so their order is free), then
+    the sweeps: the reference sweeps a store at the end of each of its adds when the cutoff
+    passed its last sweep; here, per window, a cell ``G`` holds a lower bound of the group's
+    last sweeps, so the common case is one comparison per window, and a store is swept, as
+    in the reference, only if its add ran in this step."""
     reads = plan.update_reads
     lines = ["    try:"]
     lines += [f"        {line}" for line in reads.lines] or ["        pass"]
@@ -371,18 +467,39 @@ def _update_section(w: _Writer, plan: Any, captured: dict[str, str], result: str
             "    except _Error:",
             f"        p{index} = False",
         ]
+    groups: dict[tuple[str, str], list[tuple[list[str], str, list[str]]]] = {}
     for index, ((condition, guard, _, _), (feature, key_code, value_code)) in enumerate(
         zip(plan.updates, plan.update_specs, strict=True)
     ):
-        tests = [t for t in (f"p{index}" if condition else "", guard) if t]
-        indent = 4
-        if tests:
-            lines.append(f"    if {' and '.join(tests)}:")
-            indent = 8
+        tests = [f"p{index}"] if condition else []
+        tests += [w.key(term.strip()) for term in guard.split(" and ") if term.strip()]
+        if value_code.startswith("ev."):
+            value_code = w.key(value_code)
         state = captured.get(feature)
         fresh = state is None
         if fresh:
             state = "s_"
         key = w.key(key_code)
-        lines += _indent(_update(w, feature, key, value_code, state, fresh), indent)
+        _, _, store = w.store(feature)
+        body = _update(w, feature, key, value_code, state, fresh)
+        window = (w.index(store), w.cutoff(store))
+        groups.setdefault(window, []).append((tests, f"S_{feature}", body))
+    for (i, c), updates in groups.items():
+        lines.append(f"    if {i} > {c}:")
+        for tests, _, body in updates:
+            if tests:
+                lines.append(f"        if {' and '.join(tests)}:")
+                lines += _indent(body, 12)
+            else:
+                lines += _indent(body, 8)
+    for (i, c), updates in groups.items():
+        cell = f"G_{c}"
+        w.namespace[cell] = [_NEVER]
+        lines.append(f"    if {c} > {cell}[0]:")
+        for tests, store, _ in updates:
+            ran = " and ".join([*tests, f"{i} > {c}", f"{c} > {store}._swept"])
+            lines += [f"        if {ran}:", f"            {store}._sweep({c})"]
+        swept = [f"{store}._swept" for _, store, _ in updates]
+        lowest = swept[0] if len(swept) == 1 else f"_min({', '.join(swept)})"
+        lines.append(f"        {cell}[0] = {lowest}")
     return lines

@@ -146,7 +146,14 @@ class PackPlan:
                     fast_updaters[kind] = update
                 if plan.conditions:
                     steps[kind] = fused.step(
-                        f"step_{kind}", plan, self.features, stores, namespace, update
+                        f"step_{kind}",
+                        plan,
+                        self.features,
+                        stores,
+                        namespace,
+                        update,
+                        label,
+                        self.scoring,
                     )
         return CompiledPack(self, stores, evaluators, updaters, tracers, rows, steps, fast_updaters)
 

@@ -516,6 +516,15 @@ class DistinctWindow(KeyedWindow):
         if len(latest) > self.exact_limit:
             _to_sketch(state)
 
+    def _add_found(self, key: Any, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
+        """``add`` for a key already in the store, lookup and sweep excluded."""
+        if state.sketch is not None:
+            self._add_sketch(key, state, idx, value, cutoff)
+            return
+        if not state.order or idx > state.order[-1]:
+            self.keys.move_to_end(key)
+        self._add_exact(state, idx, value, cutoff)
+
     def _add_sketch(self, key: Any, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
         """``add`` for a key in sketch mode (``state.sketch`` set), sweep excluded."""
         sketch = state.sketch
