@@ -7,8 +7,8 @@ import random
 import numpy as np
 
 from fengkong.engine import Engine
-from fengkong.liquidation.book import LEG_CODES, PositionBook
-from fengkong.model.enums import PositionSide
+from fengkong.liquidation.book import LEG_CODES, PositionBook, mirror32
+from fengkong.model.enums import MarginMode, PositionSide
 from fengkong.model.events import Fill, MarginTransfer, SetMarginMode
 from tests.factories import exchange
 from tests.margin.tables import btcusdt_2021, coin_table
@@ -38,15 +38,49 @@ def wallets(book: PositionBook) -> dict[str, list[float]]:
 
 
 def assert_holder_index_consistent(book: PositionBook) -> None:
+    """Holder lists, per-instrument leg lists and the float32 screening copies all agree with
+    the arena."""
     for i in range(len(book.instruments)):
         holders = book.holder_accounts(i).tolist()
         assert len(holders) == len(set(holders)), "an account is listed twice as a holder"
         held = {a for a in range(book.accounts) for s in book.slots_of(a) if book.inst[s] == i}
         assert set(holders) == held
-        for a in held:
-            for slot in book.slots_of(a):
-                if book.inst[slot] == i:
-                    assert holders[book.hpos[slot]] == a
+        legs = book.legs(i)
+        slots = [s for a in range(book.accounts) for s in book.slots_of(a) if book.inst[s] == i]
+        assert legs.n == len(slots), "one leg entry per position"
+        seen = set()
+        for slot in slots:
+            a = next(a for a in held if slot in book.slots_of(a))
+            assert holders[book.hpos[slot]] == a
+            j = int(book.ipos[slot])
+            assert j not in seen and 0 <= j < legs.n
+            seen.add(j)
+            assert (legs.acct[j], legs.leg[j]) == (a, book.leg[slot])
+            sign = book.instruments.sign[i]
+            expected = mirror32([sign * book.size[slot], sign * book.entry[slot],
+                                 book.margin[slot]])  # fmt: skip
+            copies = (book.fsize[slot], book.fentry[slot], book.fmargin[slot])
+            np.testing.assert_array_equal(copies, expected)
+            np.testing.assert_array_equal((legs.fsize[j], legs.fentry[j], legs.fmargin[j]), copies)
+            assert legs.isolated[j] == book.isolated[slot]
+            assert book.code[slot] == (-i - 1 if book.isolated[slot] else i)
+
+
+def test_mirror32_is_nan_where_float32_cannot_hold_a_value_to_its_precision() -> None:
+    got = mirror32([0.0, 1.5, -2.5e29, 3e30, 1e-31, -1e-29, np.inf, np.nan])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got[:3], np.float32([0.0, 1.5, -2.5e29]))
+    assert np.isnan(got[3:5]).all() and got[5] == np.float32(-1e-29) and np.isnan(got[6:]).all()
+
+
+def test_change_log_lists_touched_accounts_and_a_bulk_load_resets_it() -> None:
+    book = PositionBook()
+    book.add_instrument(_instrument("S0"), 8, btcusdt_2021().tiers)
+    base = book.changes_base
+    book.apply_position("u", "S0", 1000, 5_000_000)
+    book.set_wallet("v", "USDT", 10**8)
+    book.set_wallet("w", "BTC", 10**8)  # no screened instrument settles in BTC: no change
+    assert book.changes == [0, 1] and book.changes_base == base
 
 
 def test_from_ledger_converts_exact_units_to_natural_floats() -> None:
@@ -127,20 +161,20 @@ def test_book_kept_in_step_event_by_event_equals_a_fresh_build() -> None:
     assert any(v[3] for v in mirror(book).values()), "and isolated positions"
 
 
-def test_growth_relocation_removal_and_compaction_keep_every_position() -> None:
+def _instrument(symbol: str):
     from fengkong.model.enums import InstrumentKind, InstrumentStatus
     from fengkong.model.instruments import Instrument
 
+    return Instrument(symbol=symbol, kind=InstrumentKind.LINEAR_PERPETUAL, base=symbol,
+                      quote="USDT", settle="USDT", price_scale=2, qty_scale=3, multiplier=1,
+                      multiplier_scale=0, tick_size=1, lot_size=1, min_qty=1, max_qty=10**9,
+                      min_notional=0, status=InstrumentStatus.TRADING)  # fmt: skip
+
+
+def test_growth_relocation_removal_and_compaction_keep_every_position() -> None:
     book = PositionBook()
     for k in range(12):
-        book.add_instrument(
-            Instrument(symbol=f"S{k}", kind=InstrumentKind.LINEAR_PERPETUAL, base=f"S{k}",
-                       quote="USDT", settle="USDT", price_scale=2, qty_scale=3, multiplier=1,
-                       multiplier_scale=0, tick_size=1, lot_size=1, min_qty=1, max_qty=10**9,
-                       min_notional=0, status=InstrumentStatus.TRADING),
-            8,
-            btcusdt_2021().tiers,
-        )  # fmt: skip
+        book.add_instrument(_instrument(f"S{k}"), 8, btcusdt_2021().tiers)
     rng = np.random.default_rng(5)
     expected: dict[tuple[str, str, int], tuple[float, float, float, bool]] = {}
     for _ in range(3000):
@@ -148,10 +182,14 @@ def test_growth_relocation_removal_and_compaction_keep_every_position() -> None:
         symbol = f"S{rng.integers(12)}"
         side = [PositionSide.BOTH, PositionSide.LONG, PositionSide.SHORT][rng.integers(3)]
         qty = int(rng.integers(-3, 4)) * 1000
-        book.apply_position(account, symbol, qty, qty * 5000, side=side)
+        iso = rng.random() < 0.3
+        book.apply_position(account, symbol, qty, qty * 5000, side=side,
+                            margin_mode=MarginMode.ISOLATED if iso else MarginMode.CROSS,
+                            isolated_margin=abs(qty) * 7 if iso else 0)  # fmt: skip
         key = (account, symbol, LEG_CODES[side])
         if qty:
-            expected[key] = (qty / 1000, qty * 5000 / 10**5, 0.0, False)
+            margin = abs(qty) * 7 / 10**8 if iso else 0.0
+            expected[key] = (qty / 1000, qty * 5000 / 10**5, margin, iso)
         else:
             expected.pop(key, None)
     assert book.holes > 0, "blocks moved to the arena's end as accounts grew"

@@ -13,7 +13,7 @@ from fengkong.liquidation.instruments import MissingMarkError
 from fengkong.liquidation.screen import Screener
 from fengkong.margin.contract import notional, unrealized_pnl
 from fengkong.model.assets import Asset
-from fengkong.model.enums import InstrumentKind, InstrumentStatus
+from fengkong.model.enums import InstrumentKind, InstrumentStatus, MarginMode, PositionSide
 from fengkong.model.instruments import Instrument
 from fengkong.sim.population import make_population
 from fengkong.sim.universe import Universe, make_universe
@@ -299,3 +299,258 @@ def test_book_kept_in_step_by_events_screens_every_exact_candidate() -> None:
         ]
         found.update(exact)
     assert len(found) >= 5, "the marks put cross and isolated, one-way and hedge accounts under"
+
+
+def _fine_flags(screener: Screener) -> np.ndarray:
+    """The float64 check (band 1e-9) of every account, which the coarse screen must cover."""
+    from fengkong.liquidation.screen import _tick_all_serial
+
+    book = screener.book
+    screener._fit()
+    flags = np.zeros(max(book.accounts, 1), dtype=np.bool_)
+    _tick_all_serial(book.accounts, *screener._fine_arrays(flags))
+    return flags[: book.accounts]
+
+
+def test_coarse_screen_covers_the_float64_check_and_stays_narrow(population):
+    """Coarse flags ⊇ fine (float64, band 1e-9) flags ⊇ exact candidates, and the coarse band
+    (2.5e-7 of the gross) adds only a handful of accounts."""
+    universe, _, book = population
+    rng = np.random.default_rng(11)
+    screener = Screener(book)
+    for _ in range(4):
+        marks = shocked(universe, rng, 0.04)
+        for symbol, price in marks.items():
+            book.instruments.set_mark(symbol, price)
+        coarse = screener.tick_all()
+        fine = np.flatnonzero(_fine_flags(screener))
+        assert set(fine.tolist()) <= set(coarse.tolist())
+        assert coarse.size - fine.size <= max(3, fine.size // 100)
+
+
+def _random_change(book: PositionBook, universe: Universe, rng) -> int:
+    """One random change to the book: a position opened, resized, flipped, closed (one-way,
+    hedge or isolated) or a wallet moved; returns the account touched."""
+    a = int(rng.integers(book.accounts))
+    account_id = book.account_ids[a]
+    slots = list(book.slots_of(a))
+    choice = rng.random()
+    if choice < 0.2:
+        asset = universe.assets[int(rng.integers(2))].code
+        book.set_wallet(account_id, asset, int(rng.integers(0, 10**12)))
+        return a
+    if slots and choice < 0.5:
+        slot = slots[int(rng.integers(len(slots)))]
+        symbol = book.instruments.symbols[int(book.inst[slot])]
+        side = [PositionSide.BOTH, PositionSide.LONG, PositionSide.SHORT][int(book.leg[slot])]
+    else:
+        symbol = universe.symbols[int(rng.integers(len(universe.symbols)))]
+        side = PositionSide.BOTH
+        if any(book.inst[s] == book.instruments.index[symbol] for s in slots):
+            return a
+    i = book.instruments.index[symbol]
+    math = book.instruments.math[i]
+    mark = book.instruments.marks[i] * 10 ** book.instruments.price_scale[i]
+    qty = int(rng.integers(-2000, 2001)) * (0 if rng.random() < 0.2 else 1)
+    if side is PositionSide.LONG:
+        qty = abs(qty)
+    elif side is PositionSide.SHORT:
+        qty = -abs(qty)
+    entry = math.open_value(qty, max(1, round(mark * rng.uniform(0.9, 1.1)))) if qty else 0
+    isolated = rng.random() < 0.3
+    book.apply_position(
+        account_id, symbol, qty, entry, side=side,
+        margin_mode=MarginMode.ISOLATED if isolated else MarginMode.CROSS,
+        isolated_margin=int(abs(entry) // 10) if isolated else 0,
+    )  # fmt: skip
+    return a
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_incremental_ticks_interleaved_with_book_changes_equal_a_fresh_screen(
+    population, monkeypatch, parallel
+):
+    """Random mark moves (``tick_instrument``, or ``set_mark`` then ``revalue``) interleaved
+    with random position and wallet changes (revalued at once, or left for the next tick to
+    catch from the change log): after every step the incrementally kept screen flags exactly
+    the accounts a fresh whole-book screen flags (every account it has valued since its last
+    change), and its per-group headroom stays within float noise of a fresh one."""
+    import copy
+
+    import fengkong.liquidation.screen as screen_module
+
+    if parallel:
+        monkeypatch.setattr(screen_module, "PARALLEL_MIN_ACCOUNTS", 0)
+    universe, _, shared = population
+    book = copy.deepcopy(shared)
+    rng = np.random.default_rng(5 + parallel)
+    marks = shocked(universe, rng, 0.03)
+    for symbol, price in marks.items():
+        book.instruments.set_mark(symbol, price)
+    screener = Screener(book)
+    screener.tick_all()
+    popular = universe.symbols[:6]
+    changed = whole = 0
+    for _ in range(120):
+        action = rng.random()
+        if action < 0.35:
+            for _ in range(int(rng.integers(1, 6))):
+                a = _random_change(book, universe, rng)
+                if rng.random() < 0.5:
+                    screener.revalue([a])
+                changed += 1
+            continue
+        symbol = popular[int(rng.integers(len(popular)))] if action < 0.8 else (
+            universe.symbols[int(rng.integers(len(universe.symbols)))]
+        )  # fmt: skip
+        marks[symbol] = max(1, round(marks[symbol] * float(np.exp(rng.normal(0, 0.03)))))
+        if action < 0.9:
+            flagged = screener.tick_instrument(symbol, marks[symbol])
+            holders = book.holder_accounts(book.instruments.index[symbol])
+            assert set(flagged.tolist()) == set(holders[screener.flags[holders]].tolist())
+        else:
+            book.instruments.set_mark(symbol, marks[symbol])
+            screener.revalue([int(rng.integers(book.accounts))])
+        fresh = Screener(book)
+        fresh.tick_all()
+        n = book.accounts
+        clean = (screener.bits[:n] & screen_module._DIRTY) == 0
+        whole += int((~clean).sum())
+        np.testing.assert_array_equal(screener.flags[:n][clean], fresh.flags[:n][clean])
+        assert set(np.flatnonzero(_fine_flags(fresh)).tolist()) <= set(
+            np.flatnonzero(fresh.flags[:n]).tolist()
+        )
+        head, again = screener.head[:, :n][:, clean], fresh.head[:, :n][:, clean]
+        finite = np.isfinite(again)
+        np.testing.assert_array_equal(np.isfinite(head), finite)
+        np.testing.assert_allclose(head[finite], again[finite], rtol=1e-9, atol=1e-6)
+    assert changed > 100 and whole > 0, "changes were made, some left for the ticks to catch"
+    assert screener.candidates().size > 0
+
+
+def test_engine_fills_and_mark_moves_interleaved_screen_every_exact_candidate() -> None:
+    """Fills through the engine with the book synced after each (revalued at once or left
+    for the next tick), marks moving by incremental ticks in between: at every checkpoint the
+    screen misses no exact candidate and the exact re-check of its flags is the exact set."""
+    from fengkong.engine import Engine
+    from fengkong.model.events import Fill, MarginTransfer
+    from tests.liquidation.test_book import TABLES, random_log
+
+    engine = Engine()
+    ledger = engine.component("ledger")
+    book = screener = None
+    marks = {"BTCUSDT-PERP": 500_000, "BTCUSD-PERP": 500_000}
+    rng = np.random.default_rng(17)
+    found: set[str] = set()
+    for n, item in enumerate(random_log(seed=8, fills=500, usdt="1500", btc="0.03")):
+        engine.process(item)
+        touched = (
+            [item.buyer, item.seller] if isinstance(item, Fill)
+            else [item.account] if isinstance(item, MarginTransfer) else []
+        )  # fmt: skip
+        if not touched:
+            continue
+        if book is None:
+            book = PositionBook.from_ledger(ledger, TABLES)
+            for symbol, price in marks.items():
+                book.instruments.set_mark(symbol, price)
+            screener = Screener(book)
+            screener.tick_all()
+        for account in touched:
+            book.sync_account(ledger, account)
+        if rng.random() < 0.5:
+            screener.revalue([book.account_index[a] for a in dict.fromkeys(touched)])
+        symbol = "BTCUSDT-PERP" if rng.random() < 0.5 else "BTCUSD-PERP"
+        marks[symbol] = int(np.clip(marks[symbol] * np.exp(rng.normal(0, 0.04)), 350_000, 700_000))
+        screener.tick_instrument(symbol, marks[symbol])
+        if n % 10 == 0:
+            for symbol in marks:  # every holder valued since its last change
+                screener.tick_instrument(symbol, marks[symbol])
+            exact = exact_candidates(ledger, TABLES, marks)
+            flagged = [book.account_ids[a] for a in screener.candidates()]
+            assert set(exact) <= set(flagged), "no false negatives"
+            assert exact_candidates(ledger, TABLES, marks, flagged) == exact
+            found.update(exact)
+    assert len(found) >= 5, "the moves put cross and isolated, one-way and hedge accounts under"
+
+
+def test_three_settlement_assets_use_the_general_kernel_and_miss_nothing() -> None:
+    """USDT-, BTC- and ETH-margined perpetuals (the per-asset sums of the general kernel):
+    random positions and wallets near maintenance, random marks, incremental ticks."""
+    import msgspec
+
+    from fengkong.model.assets import Asset
+
+    base = btc_universe()
+    eth = msgspec.structs.replace(base.instruments[1], symbol="ETHUSD-PERP", base="ETH",
+                                  settle="ETH", multiplier=10)  # fmt: skip
+    universe = Universe(
+        (*base.assets, Asset(code="ETH", scale=8)),
+        (*base.instruments, eth),
+        {**base.tables, "ETHUSD-PERP": coin_table()},
+        (500_000, 500_000, 30_000),
+    )
+    rng = np.random.default_rng(3)
+    held, wallets = [], {}
+    for k in range(300):
+        name = f"u{k}"
+        for symbol in rng.choice(universe.symbols, size=int(rng.integers(1, 4)), replace=False):
+            entry = 30_000 if symbol == "ETHUSD-PERP" else 500_000
+            entry = int(entry * rng.uniform(0.95, 1.05))
+            qty = int(rng.integers(1, 200)) * int(rng.choice([-1, 1]))
+            iso = int(rng.integers(10**5, 10**7)) if rng.random() < 0.2 else None
+            held.append(Held(name, str(symbol), qty, entry, isolated_margin=iso))
+        wallets[name] = {a: int(rng.integers(10**5, 10**8)) for a in ("USDT", "BTC", "ETH")}
+    ledger = ledger_of(universe, held, wallets)
+    book = PositionBook.from_ledger(ledger, universe.tables)
+    assert book.wallet.shape[1] == 3
+    marks = dict(zip(universe.symbols, universe.marks, strict=True))
+    for symbol, price in marks.items():
+        book.instruments.set_mark(symbol, price)
+    screener = Screener(book)
+    screener.tick_all()
+    seen = 0
+    for _ in range(30):
+        symbol = universe.symbols[int(rng.integers(3))]
+        marks[symbol] = max(1, round(marks[symbol] * float(np.exp(rng.normal(0, 0.05)))))
+        screener.tick_instrument(symbol, marks[symbol])
+        exact = exact_candidates(ledger, universe.tables, marks)
+        flagged = [book.account_ids[a] for a in screener.candidates()]
+        assert set(exact) <= set(flagged)
+        assert exact_candidates(ledger, universe.tables, marks, flagged) == exact
+        fresh = Screener(book)
+        np.testing.assert_array_equal(fresh.tick_all(), screener.candidates())
+        seen += len(exact)
+    assert seen > 0
+
+
+def test_a_position_float32_cannot_hold_is_always_flagged() -> None:
+    """A NaN in the float32 copies (a magnitude float32 cannot hold to 2^-24) is a flag."""
+    universe = btc_universe()
+    ledger = ledger_of(universe, [Held("bob", "BTCUSDT-PERP", 20, 500_000)],
+                       {"bob": {"USDT": 500 * USDT}})  # fmt: skip
+    book = PositionBook.from_ledger(ledger, universe.tables)
+    for symbol in ("BTCUSDT-PERP", "BTCUSD-PERP"):
+        book.instruments.set_mark(symbol, 500_000)
+    screener = Screener(book)
+    assert screener.tick_all().size == 0
+    book.fentry[book.start[0]] = np.nan
+    assert screener.tick_all().tolist() == [0]
+    assert screener.tick_instrument("BTCUSDT-PERP", 500_010).tolist() == [0]
+
+
+def test_one_instrument_tick_refuses_when_a_holder_lacks_another_mark() -> None:
+    universe = btc_universe()
+    ledger = ledger_of(universe, [Held("bob", "BTCUSD-PERP", 10, 500_000),
+                                  Held("bob", "BTCUSDT-PERP", 20, 500_000)],
+                       {"bob": {"BTC": USDT, "USDT": 10**4 * USDT}})  # fmt: skip
+    book = PositionBook.from_ledger(ledger, universe.tables)
+    for symbol in ("BTCUSDT-PERP", "BTCUSD-PERP"):
+        book.instruments.set_mark(symbol, 500_000)
+    screener = Screener(book)
+    screener.tick_all()
+    book.instruments.clear_mark("BTCUSD-PERP")
+    with pytest.raises(MissingMarkError, match="BTCUSD-PERP"):
+        screener.tick_instrument("BTCUSDT-PERP", 490_000)
+    book.instruments.set_mark("BTCUSD-PERP", 480_000)
+    assert screener.tick_instrument("BTCUSDT-PERP", 490_000).size == 0

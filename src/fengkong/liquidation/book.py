@@ -14,7 +14,16 @@ Layout (an arena of per-account blocks, the layout the revaluation kernels want)
   short), ``size``, ``entry`` (natural units, see :mod:`fengkong.liquidation.instruments`),
   ``margin`` (isolated margin, settlement units) and ``isolated``;
 * per instrument: ``holder_accounts(i)``, the accounts holding it (each once, even with two
-  hedge legs); slot ``hpos`` is the account's index in that list.
+  hedge legs); slot ``hpos`` is the account's index in that list;
+* per instrument: ``legs(i)``, a packed copy of every position (leg) in it — account, leg,
+  size, entry, margin, isolated — the layout of the incremental one-instrument tick
+  (:meth:`~fengkong.liquidation.screen.Screener.tick_instrument`); slot ``ipos`` is the
+  position's index in that list.
+
+Screeners keep derived state (a float32 mirror, per-account aggregates) and learn what changed
+from the book's change log: ``changes`` lists the accounts touched by :meth:`set_wallet` /
+:meth:`apply_position` / :meth:`sync_account` (``changes_base`` entries were dropped from its
+front), and ``layout`` counts re-layouts of the arena (:meth:`compact`, bulk loads).
 
 Updates are O(positions of the account) — amortized O(1): a full block moves to the arena's
 end with twice the capacity (the old block becomes a hole, reclaimed by :meth:`compact`, which
@@ -35,11 +44,28 @@ from fengkong.margin.tiers import TierTable
 from fengkong.model.enums import MarginMode, PositionSide
 from fengkong.model.instruments import Instrument
 
-__all__ = ["LEG_CODES", "PositionBook"]
+__all__ = ["F32_HIGH", "F32_LOW", "LEG_CODES", "InstrumentLegs", "PositionBook", "mirror32"]
 
 LEG_CODES = {PositionSide.BOTH: 0, PositionSide.LONG: 1, PositionSide.SHORT: 2}
 _INITIAL_CAPACITY = 4
-_FIELDS = ("inst", "leg", "size", "entry", "margin", "isolated", "hpos")
+_FIELDS = (
+    "inst", "leg", "size", "entry", "margin", "isolated", "hpos", "ipos",
+    "code", "fsize", "fentry", "fmargin",
+)  # fmt: skip
+_LEG_FIELDS = ("acct", "leg", "isolated", "fsize", "fentry", "fmargin")
+_MAX_CHANGES = 1 << 20
+F32_LOW, F32_HIGH = 1e-30, 1e30
+"""float32 holds a value in this magnitude range to 2^-24 of itself (round to nearest)."""
+
+
+def mirror32(values: np.ndarray | float) -> np.ndarray:
+    """float32 copy of ``values``, NaN where float32 cannot hold a value to 2^-24 of itself
+    (magnitude outside ``F32_LOW .. F32_HIGH``, or not finite)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = values.astype(np.float32)
+    size = np.abs(values)
+    out[(size != 0.0) & ~((size > F32_LOW) & (size < F32_HIGH))] = np.nan
+    return out
 
 
 def _grown(array: np.ndarray, n: int) -> np.ndarray:
@@ -48,6 +74,46 @@ def _grown(array: np.ndarray, n: int) -> np.ndarray:
     grown = np.zeros((max(n, 2 * array.shape[0]), *array.shape[1:]), dtype=array.dtype)
     grown[: array.shape[0]] = array
     return grown
+
+
+class InstrumentLegs:
+    """Every position (leg) of one instrument, packed: ``acct``, ``leg``, ``isolated`` and the
+    float32 screening copies ``fsize``, ``fentry``, ``fmargin`` (as in the arena). Arrays are
+    over-allocated; the first ``n`` entries are live. Removal swaps the last entry in."""
+
+    __slots__ = ("acct", "fentry", "fmargin", "fsize", "isolated", "leg", "n")
+
+    def __init__(self, capacity: int = 0) -> None:
+        capacity = max(capacity, 4)
+        self.acct = np.zeros(capacity, dtype=np.int32)
+        self.leg = np.zeros(capacity, dtype=np.int8)
+        self.isolated = np.zeros(capacity, dtype=np.bool_)
+        self.fsize = np.zeros(capacity, dtype=np.float32)
+        self.fentry = np.zeros(capacity, dtype=np.float32)
+        self.fmargin = np.zeros(capacity, dtype=np.float32)
+        self.n = 0
+
+    def append(self, account: int, leg: int) -> int:
+        n = self.n
+        if n == self.acct.shape[0]:
+            for name in _LEG_FIELDS:
+                setattr(self, name, _grown(getattr(self, name), n + 1))
+        self.acct[n], self.leg[n] = account, leg
+        self.fsize[n] = self.fentry[n] = self.fmargin[n] = 0.0
+        self.isolated[n] = False
+        self.n = n + 1
+        return n
+
+    def remove(self, index: int) -> tuple[int, int] | None:
+        """Drop entry ``index``; return ``(account, leg)`` of the entry moved into it."""
+        last = self.n - 1
+        self.n = last
+        if index == last:
+            return None
+        for name in _LEG_FIELDS:
+            column = getattr(self, name)
+            column[index] = column[last]
+        return int(self.acct[index]), int(self.leg[index])
 
 
 class PositionBook:
@@ -68,12 +134,24 @@ class PositionBook:
         self.margin = np.zeros(0)
         self.isolated = np.zeros(0, dtype=np.bool_)
         self.hpos = np.zeros(0, dtype=np.int32)
+        self.ipos = np.zeros(0, dtype=np.int32)
+        # float32 screening copies (fengkong.liquidation.screen): sign-folded size and entry
+        # (``UPNL = size × p − entry`` for linear and inverse alike), isolated margin, and
+        # ``code`` = instrument index, or ``−index − 1`` for an isolated position
+        self.code = np.zeros(0, dtype=np.int16)
+        self.fsize = np.zeros(0, dtype=np.float32)
+        self.fentry = np.zeros(0, dtype=np.float32)
+        self.fmargin = np.zeros(0, dtype=np.float32)
         self.top = 0  # arena slots in use, holes included
         self.holes = 0
         self._holders: list[np.ndarray] = [
             np.zeros(0, dtype=np.int32) for _ in range(len(self.instruments))
         ]
         self._holder_count: list[int] = [0] * len(self.instruments)
+        self._legs: list[InstrumentLegs] = [InstrumentLegs() for _ in range(len(self.instruments))]
+        self.changes: list[int] = []  # accounts touched, in order (see module docstring)
+        self.changes_base = 0  # entries dropped from the front of ``changes``
+        self.layout = 0  # bumped when arena slots move wholesale (compact, bulk load)
 
     # --- sizes and views ------------------------------------------------------------------
 
@@ -89,6 +167,10 @@ class PositionBook:
         """Indices of the accounts holding instrument ``i`` (a view; do not keep it)."""
         return self._holders[i][: self._holder_count[i]]
 
+    def legs(self, i: int) -> InstrumentLegs:
+        """Every position of instrument ``i``, packed (read only; the first ``n`` entries)."""
+        return self._legs[i]
+
     def slots_of(self, account: int) -> range:
         begin = int(self.start[account])
         return range(begin, begin + int(self.count[account]))
@@ -99,9 +181,12 @@ class PositionBook:
         self, instrument: Instrument, settle_scale: int, brackets: Sequence[BracketRow]
     ) -> int:
         i = self.instruments.add(instrument, settle_scale, brackets)
+        if i >= 2**15 - 1 and self.code.dtype == np.int16:
+            self.code = self.code.astype(np.int32)
         self._fit_assets()
         self._holders.append(np.zeros(0, dtype=np.int32))
         self._holder_count.append(0)
+        self._legs.append(InstrumentLegs())
         return i
 
     def _fit_assets(self) -> None:
@@ -131,12 +216,20 @@ class PositionBook:
 
     # --- incremental updates ----------------------------------------------------------------
 
+    def _touched(self, a: int) -> None:
+        self.changes.append(a)
+        if len(self.changes) > _MAX_CHANGES:  # readers behind this lose the detail: all dirty
+            self.changes_base += len(self.changes)
+            self.changes = []
+
     def set_wallet(self, account_id: str, asset: str, units: int) -> None:
         """Cross wallet (free + locked, integer units) of ``account_id`` in ``asset``."""
         s = self.instruments.asset_index.get(asset)
         if s is None:
             return  # no screened instrument settles in it: it cannot back a position here
-        self.wallet[self.account(account_id), s] = self.instruments.amount(s, units)
+        a = self.account(account_id)
+        self.wallet[a, s] = self.instruments.amount(s, units)
+        self._touched(a)
 
     def apply_position(
         self,
@@ -156,6 +249,7 @@ class PositionBook:
         """
         i = self.instruments.index[symbol]
         a = self.account(account_id)
+        self._touched(a)
         leg = LEG_CODES[side]
         found = self._find(a, i, leg)
         if qty == 0:
@@ -164,17 +258,26 @@ class PositionBook:
             return
         if found < 0:
             found = self._append(a, i, leg)
-        self.size[found] = self.instruments.size(i, qty)
-        self.entry[found] = self.instruments.value(i, entry_value)
+        size = self.instruments.size(i, qty)
+        entry = self.instruments.value(i, entry_value)
         isolated = margin_mode is MarginMode.ISOLATED
-        self.isolated[found] = isolated
         s = int(self.instruments.settle[i])
-        self.margin[found] = self.instruments.amount(s, isolated_margin) if isolated else 0.0
+        margin = self.instruments.amount(s, isolated_margin) if isolated else 0.0
+        self.size[found], self.entry[found] = size, entry
+        self.isolated[found], self.margin[found] = isolated, margin
+        sign = self.instruments.sign[i]
+        fsize, fentry, fmargin = mirror32([sign * size, sign * entry, margin])
+        self.fsize[found], self.fentry[found], self.fmargin[found] = fsize, fentry, fmargin
+        self.code[found] = -i - 1 if isolated else i
+        legs, j = self._legs[i], int(self.ipos[found])
+        legs.fsize[j], legs.fentry[j], legs.fmargin[j] = fsize, fentry, fmargin
+        legs.isolated[j] = isolated
 
     def sync_account(self, ledger: Ledger, account_id: str) -> None:
         """Bring one account in step with the ledger: wallets and every screened position."""
         account = ledger.accounts[account_id]
         a = self.account(account_id)
+        self._touched(a)
         for asset, balance in account.balances.items():
             self.set_wallet(account_id, asset, balance.total)
         live = set()
@@ -230,6 +333,7 @@ class PositionBook:
         self.inst[slot], self.leg[slot] = i, leg
         sibling = self._sibling(a, i, slot)
         self.hpos[slot] = self.hpos[sibling] if sibling >= 0 else self._add_holder(i, a)
+        self.ipos[slot] = self._legs[i].append(a, leg)
         return slot
 
     def _sibling(self, a: int, i: int, slot: int) -> int:
@@ -243,6 +347,10 @@ class PositionBook:
         i = int(self.inst[slot])
         if self._sibling(a, i, slot) < 0:
             self._drop_holder(i, int(self.hpos[slot]))
+        j = int(self.ipos[slot])
+        moved = self._legs[i].remove(j)
+        if moved is not None:
+            self.ipos[self._find(moved[0], i, moved[1])] = j
         last = int(self.start[a]) + int(self.count[a]) - 1
         if slot != last:
             for name in _FIELDS:
@@ -286,6 +394,7 @@ class PositionBook:
             setattr(self, name, packed)
         self.start[:n] = new_start
         self.top, self.holes = size, 0
+        self.layout += 1
 
     # --- bulk construction ------------------------------------------------------------------
 
@@ -386,6 +495,16 @@ class PositionBook:
             column = np.zeros(max(total, 1), dtype=dtype)
             column[slot] = np.asarray(values)[order]
             setattr(self, name, column)
+        code_type = np.int16 if len(self.instruments) < 2**15 - 1 else np.int32
+        sign = self.instruments.sign[self.inst[slot]]
+        live = self.isolated[slot]
+        self.code = np.zeros(max(total, 1), dtype=code_type)
+        self.code[slot] = np.where(live, -self.inst[slot] - 1, self.inst[slot])
+        for name, values in (("fsize", sign * self.size[slot]), ("fentry", sign * self.entry[slot]),
+                             ("fmargin", self.margin[slot])):  # fmt: skip
+            column = np.zeros(max(total, 1), dtype=np.float32)
+            column[slot] = mirror32(values)
+            setattr(self, name, column)
         self.start[:n], self.count[:n], self.capacity[:n] = start, count, capacity
         self.top, self.holes = total, 0
         self.hpos = np.zeros(max(total, 1), dtype=np.int32)
@@ -404,3 +523,23 @@ class PositionBook:
         ordered_accounts = pair_account[by_inst].astype(np.int32)
         self._holders = [ordered_accounts[bounds[i] : bounds[i + 1]].copy() for i in range(n_inst)]
         self._holder_count = [int(c) for c in per_inst]
+        # legs: every position of an instrument, in account order
+        by_leg = np.argsort(sorted_inst, kind="stable")  # slots are in account order
+        leg_slots = slot[by_leg]
+        per_leg = np.bincount(sorted_inst, minlength=n_inst)
+        leg_bounds = np.concatenate([[0], np.cumsum(per_leg)])
+        self.ipos = np.zeros(max(total, 1), dtype=np.int32)
+        self.ipos[leg_slots] = np.arange(leg_slots.size) - np.repeat(leg_bounds[:-1], per_leg)
+        leg_accounts = account[by_leg].astype(np.int32)
+        self._legs = []
+        for i in range(n_inst):
+            part = leg_slots[leg_bounds[i] : leg_bounds[i + 1]]
+            legs = InstrumentLegs(part.size)
+            legs.n = part.size
+            legs.acct[: part.size] = leg_accounts[leg_bounds[i] : leg_bounds[i + 1]]
+            for name in _LEG_FIELDS[1:]:
+                getattr(legs, name)[: part.size] = getattr(self, name)[part]
+            self._legs.append(legs)
+        self.layout += 1
+        self.changes_base += len(self.changes) + 1  # a bulk load: every account is new
+        self.changes = []
