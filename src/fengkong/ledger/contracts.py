@@ -183,7 +183,10 @@ class ContractMath:
                 pnl_value = closed * self.open_num * price - removed
             else:
                 pnl_value = -closed * self.open_num * price - removed
-        pnl = (pnl_value * self._settle_up) // self._settle_down
+        if self._settle_down == 1:  # one of up and down is 1 (_scaler)
+            pnl = pnl_value * self._settle_up
+        else:
+            pnl = pnl_value // self._settle_down  # CREDIT: floor
         if size > held:
             return self.open_value(qty + signed_qty, price), pnl
         return entry_value - removed, pnl

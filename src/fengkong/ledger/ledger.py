@@ -142,8 +142,7 @@ class _FillBook:
     __slots__ = (
         "both",
         "fee_den",
-        "fee_num",
-        "fee_up",
+        "fee_factor",
         "fees",
         "inverse",
         "lot",
@@ -152,6 +151,7 @@ class _FillBook:
         "open_num",
         "prices",
         "qtys",
+        "rates",
         "settle",
         "settlement",
         "symbol",
@@ -168,13 +168,17 @@ class _FillBook:
         self.inverse = math.inverse
         self.open_num = math.open_num
         self.open_den = math.open_den
-        self.fee_num = math.fee_num
+        # ContractMath.fee: linear ceil(q x p x open_num x fee_factor x r / fee_den), the
+        # entry value times fee_factor x r; inverse ceil(q x fee_factor x r / (p x fee_den))
+        self.fee_factor = math.fee_num // math.open_num if not math.inverse else math.fee_num
         self.fee_den = math.fee_den
-        self.fee_up = math.fee_num // math.open_num  # linear: fee_num = open_num x 10^k
         self.tick = instrument.tick_size
         self.lot = instrument.lot_size
         self.prices: dict[str, int] = {}
         self.qtys: dict[str, int] = {}
+        self.rates: dict[tuple[str, str, str], tuple[int, int]] = {}
+        """Per (maker rate text, taker rate text, taker side): minus the buyer's and minus
+        the seller's rate, times :attr:`fee_factor` (see :meth:`Ledger._fill_fee_rates`)."""
         self.fees: Balance | None = None
         """``sys:fees``' and ``sys:settlement``'s balances of the settlement asset, resolved
         at the first fill (resolving them creates them)."""
@@ -229,7 +233,6 @@ class Ledger:
         self._position_keys: dict[tuple[str, PositionSide], tuple[str, PositionSide]] = {}
         """One tuple object per position key, so that a position lookup matches by identity
         (a dict compares equal keys item by item when they are different tuples)."""
-        self._fill_rates: dict[tuple[str, str, str], tuple[int, int]] = {}
         self._holders: dict[str, dict[tuple[str, PositionSide], Position]] = {}
         self._rates: dict[str, int] = {}
         self._clearing: dict[str, tuple[Balance, Balance]] = {}
@@ -579,23 +582,22 @@ class Ledger:
         except KeyError:
             qty = book.qty(event.qty)
         try:
-            buyer_minus_rate, seller_minus_rate = self._fill_rates[
+            buyer_minus_rate, seller_minus_rate = book.rates[
                 event.maker_fee_rate, event.taker_fee_rate, event.taker_side
             ]
         except KeyError:
-            buyer_minus_rate, seller_minus_rate = self._fill_fee_rates(event)
+            buyer_minus_rate, seller_minus_rate = self._fill_fee_rates(event, book)
         settle = book.settle
-        # entry value opened and fee base (ContractMath.open_value, ContractMath.fee)
+        # entry value opened (ContractMath.open_value); fee = -((base x rate) // divisor)
         if book.inverse:
             divisor = price * book.open_den
             buy_open = (qty * book.open_num) // divisor
             sell_open = (-qty * book.open_num) // divisor
-            fee_base = qty * book.fee_num
+            fee_base = qty
             fee_divisor = price * book.fee_den
         else:
-            buy_open = qty * price * book.open_num
+            fee_base = buy_open = qty * price * book.open_num
             sell_open = -buy_open
-            fee_base = buy_open * book.fee_up
             fee_divisor = book.fee_den
         # --- buyer: +qty; ``longs``: the long contracts it adds, the seller removes ---
         buy_position = buyer.positions.get(book.both)
@@ -713,11 +715,11 @@ class Ledger:
             self._close_out(seller, sell_position, settle)
         return []
 
-    def _fill_fee_rates(self, event: Fill) -> tuple[int, int]:
-        """Minus the buyer's and minus the seller's fee rates of a fill (the fee formula's
-        operands), checked as :meth:`_fill_checked` checks them, remembered per (maker
-        text, taker text, taker side)."""
-        rates = self._fill_rates
+    def _fill_fee_rates(self, event: Fill, book: _FillBook) -> tuple[int, int]:
+        """Minus the buyer's and minus the seller's fee rates of a fill times the book's
+        ``fee_factor`` (the fee formula's operands), checked as :meth:`_fill_checked` checks
+        them, remembered in the book per (maker text, taker text, taker side)."""
+        rates = book.rates
         maker_rate = self._rate(event.maker_fee_rate, "maker_fee_rate")
         taker_rate = self._rate(event.taker_fee_rate, "taker_fee_rate")
         if taker_rate < 0 or maker_rate + taker_rate < 0:
@@ -727,9 +729,11 @@ class Ledger:
                 event.maker_fee_rate,
                 "a rebate may not exceed the taker fee",
             )
-        pair = (
-            (-taker_rate, -maker_rate) if event.taker_side == _BUY else (-maker_rate, -taker_rate)
-        )
+        if event.taker_side == _BUY:
+            buyer_rate, seller_rate = taker_rate, maker_rate
+        else:
+            buyer_rate, seller_rate = maker_rate, taker_rate
+        pair = (-buyer_rate * book.fee_factor, -seller_rate * book.fee_factor)
         if len(rates) >= _RATE_CACHE_LIMIT:
             rates.clear()
         rates[(event.maker_fee_rate, event.taker_fee_rate, event.taker_side)] = pair
