@@ -2,6 +2,10 @@
 and with an fsync per record.
 
 Run: ``.venv/bin/python benchmarks/bench_core.py`` (``--smoke`` for a few-second run).
+``--instructions`` runs the log once through the core engine, untimed, inside one
+``collections.deque(map(...))`` call, for an instruction count that the machine's load cannot
+disturb: ``valgrind --tool=callgrind --toggle-collect=deque_init .venv/bin/python
+benchmarks/bench_core.py --instructions`` counts only that call; divide by the fills printed.
 Prints p50 / p99 / p999 per fill and fills per second for each mode — the core engine (the
 ledger alone, as the foundation issue defines it) and the embedded engine (ledger, market,
 gate and rules components, whose observers see every fill) in memory, then the embedded
@@ -14,6 +18,7 @@ fills/s with group commit.
 from __future__ import annotations
 
 import argparse
+import collections
 import gc
 import os
 import platform
@@ -99,9 +104,20 @@ def main() -> None:
     parser.add_argument("--fills", type=int, default=300_000)
     parser.add_argument("--fsync-fills", type=int, default=3_000)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="one untimed pass of the core engine in one deque(map(...)) call (for callgrind)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.fills, args.fsync_fills = 5_000, 200
+    if args.instructions:
+        log = busy_log(args.fills, accounts=1000)
+        engine = Engine([Ledger()])
+        collections.deque(map(engine.process, log), 0)
+        print(f"{sum(1 for e in log if type(e) is Fill)} fills, {len(log)} events")
+        return
     print(
         f"fengkong bench_core — {platform.python_implementation()} {platform.python_version()}"
         f", {platform.machine()}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}"
