@@ -221,3 +221,24 @@ def test_fill_of_a_gated_order_or_a_hedge_leg_takes_the_reference_path() -> None
         engine.process(event)
     assert plain.id not in calls
     assert hedged.id in calls and spot.id in calls
+
+
+def test_a_position_side_that_is_no_side_is_refused_not_a_crash() -> None:
+    """An event built in-process (no decoder to check the enum) naming a side that does not
+    exist: refused as a mismatch before anything changes, for either party."""
+    log = setup_log()
+    base = dict(symbol="BTCUSDT-PERP", price="60000", qty="0.5", buyer="a", seller="h")
+    log.fill(**{**base, "buyer": "h", "seller": "a"}, buyer_position_side="sideways")
+    log.fill(**base, seller_position_side="sideways")
+    for make in (lambda: Engine([Ledger()]), reference_engine):
+        engine = make()
+        for event in log.events[:-2]:
+            engine.process(event)
+        before = engine.state_hash()
+        for event, field in zip(
+            log.events[-2:], ("buyer_position_side", "seller_position_side"), strict=True
+        ):
+            (refused,) = engine.process(event)
+            assert isinstance(refused, Rejected)
+            assert (refused.reason, refused.field) == ("position_side_mismatch", field)
+        assert engine.state_hash() == before

@@ -75,6 +75,7 @@ _BOTH = PositionSide.BOTH
 _LONG = PositionSide.LONG
 _SHORT = PositionSide.SHORT
 _CROSS = MarginMode.CROSS
+_SIDES = (_BOTH, _LONG, _SHORT)
 # enum members as module constants: ``Enum.MEMBER`` is a descriptor lookup (~0.1 µs)
 _TRADING = InstrumentStatus.TRADING
 _SPOT = InstrumentKind.SPOT
@@ -107,12 +108,7 @@ _ACCOUNT, _MODE, _CASH, _WALLET = 0, 3, 7, 9
 
 
 def _unpaid(leg: _LegT, field: str, settle: str) -> RejectError:
-    reason = (
-        RejectReason.INSUFFICIENT_BALANCE
-        if leg[_MODE] is _CROSS
-        else RejectReason.INSUFFICIENT_ISOLATED_MARGIN
-    )
-    return _reject(reason, field, leg[_ACCOUNT].id, f"cannot pay {settle}")
+    return _unpaid_by(leg[_MODE], field, leg[_ACCOUNT].id, settle)
 
 
 def _unpaid_by(mode: MarginMode, field: str, account_id: str, settle: str) -> RejectError:
@@ -923,7 +919,7 @@ class Ledger:
 
         Returns a :data:`_LegT` tuple (a plain tuple: this is the per-fill hot path).
         """
-        if (account.position_mode is _HEDGE) == (side == _BOTH):
+        if (account.position_mode is _HEDGE) == (side == _BOTH) or side not in _SIDES:
             raise _reject(RejectReason.POSITION_SIDE_MISMATCH, f"{field}_position_side", side)
         key = (event.symbol, side)
         position = account.positions.get(key)
