@@ -269,3 +269,68 @@ def compare(events: list, cut: int, upgrade: int, two: bool, patch: pytest.Monke
         out_reference = reference.apply(event)
         assert encode(out_fused) == encode(out_reference), (position, event)
         assert state(fused) == state(reference), (position, event)
+
+
+def reference_sweep(store, cutoff: int) -> None:
+    """The sweep as a loop (the definition): pop keys, oldest update first, up to the first
+    whose newest bucket is in the window."""
+    store._swept = cutoff
+    keys = store.keys
+    while keys:
+        key, state = keys.popitem(False)
+        if store._newest(state) > cutoff:
+            keys[key] = state
+            keys.move_to_end(key, False)
+            return
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    agg=st.sampled_from(["count", "sum", "max", "last", "distinct"]),
+    newest=st.lists(st.one_of(st.none(), st.integers(0, 12)), max_size=30),
+    cutoff=st.integers(-1, 13),
+)
+def test_the_sweep_at_c_speed_drops_what_the_loop_drops(agg, newest, cutoff):
+    """Keys in any order, some with no live bucket at all (``[total]``, ``[]``, an empty
+    distinct), the cutoff anywhere: the same keys remain, in the same order."""
+    from fengkong.rules.windows import (
+        CountWindow,
+        DistinctWindow,
+        ExtremumWindow,
+        LastWindow,
+        SumWindow,
+        _Distinct,
+    )
+
+    def make():
+        if agg == "count":
+            return CountWindow(1, 10, 100, 1)
+        if agg == "sum":
+            return SumWindow(1, 10, 100, 1)
+        if agg == "max":
+            return ExtremumWindow(1, 10, 100, 1, max, 0)
+        if agg == "last":
+            return LastWindow(1, 10, 100, 1, "")
+        return DistinctWindow(1, 10, 100, 5)
+
+    def state(bucket):
+        if agg in ("count", "sum"):
+            return [0] if bucket is None else [3, max(0, bucket - 2), 1, bucket, 2]
+        if agg == "max":
+            return [] if bucket is None else [bucket, 5]
+        if agg == "last":
+            return [bucket if bucket is not None else -5, 0, "x"]
+        made = _Distinct()
+        if bucket is not None:
+            made["v"] = bucket
+            made.order.append(bucket)
+        return made
+
+    fast, slow = make(), make()
+    for i, bucket in enumerate(newest):
+        fast.keys[f"k{i}"] = state(bucket)
+        slow.keys[f"k{i}"] = state(bucket)
+    fast._sweep(cutoff)
+    reference_sweep(slow, cutoff)
+    assert list(fast.keys) == list(slow.keys)
+    assert fast._swept == slow._swept == cutoff
