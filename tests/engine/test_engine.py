@@ -17,7 +17,7 @@ from tests.factories import exchange, run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "exchange-day.jsonl"
-EXAMPLE_HASH = "120417fb7f85c9920c0600f5eaee3b3067e364d9d56ba24d2bc79b26a6a2fcfe"
+EXAMPLE_HASH = "13885af2300831adc9922c1d16dc46340fa61407f7469c3dfa4dbbfc832f392d"
 
 
 def funded_engine():

@@ -83,7 +83,7 @@ from fengkong.liquidation.staging import (
 from fengkong.margin.contract import unrealized_pnl
 from fengkong.margin.tiers import TierTable
 from fengkong.market.events import BookTop, FundingDue, IndexConfigured, MarkConfigured, SourcePrice
-from fengkong.model.enums import PositionSide, Side
+from fengkong.model.enums import MarginMode, PositionSide, Side
 from fengkong.model.events import (
     Deposit,
     Fill,
@@ -102,6 +102,7 @@ from fengkong.model.fixed import FixedPointError, parse_units
 __all__ = ["ClearingOrder", "LiquidationComponent"]
 
 _SIDE_OF_LEG = {code: side for side, code in LEG_CODES.items()}
+_SCORE_TIE = 1e-9  # relative: float scores this close are treated as tied (exact re-rank)
 
 
 class ClearingOrder(msgspec.Struct, gc=False):
@@ -131,8 +132,7 @@ class LiquidationComponent:
         self.ledger = ledger
         self.market = market
         self.gate = gate
-        self.config = LiquidationConfigured(seq=0, id="default", ts=0)
-        self.clearance_rate, self.partial_fee_rate = _rates(self.config)
+        self._configure(LiquidationConfigured(seq=0, id="default", ts=0))
         self.marks: dict[str, int] = {}  # the marks the book was last screened at
         self.queue: dict[str, tuple[int, int | None]] = {}  # account -> (equity, maintenance)
         self.orders: dict[str, ClearingOrder] = {}
@@ -251,6 +251,7 @@ class LiquidationComponent:
     def _configure(self, config: LiquidationConfigured) -> None:
         self.config = config
         self.clearance_rate, self.partial_fee_rate = _rates(config)
+        self._exempt = frozenset(config.exempt)
 
     def _on_fill(self, event: LiquidationFill) -> list[Output]:
         order = self.orders.get(event.order_id)
@@ -295,7 +296,7 @@ class LiquidationComponent:
         touched: list[str] = []
         if remaining and self.config.adl and not order.socializing:
             remaining = self._deleverage(event, order, touched, outputs)
-        if remaining:
+        if remaining and not order.socializing:  # once; later, at the next mark of the symbol
             self._send(event, order.symbol, order.side, outputs, socializing=True)
         self._settle_and_screen(event, touched, outputs)
         return outputs
@@ -391,7 +392,20 @@ class LiquidationComponent:
             self._confirm(np.unique(np.concatenate(flagged)))
         if self.queue:
             self._work_queue(event, outputs)
+        for symbol, _mark in moved:
+            self._resend_unplaced(event, symbol, outputs)
         return outputs or None
+
+    def _resend_unplaced(self, event: Any, symbol: str, outputs: list[Output]) -> None:
+        """On a new mark, send again (without a limit) the clearing legs of ``symbol`` that a
+        finished order left unplaced, neither the venue nor ADL having taken them."""
+        clearing = self.ledger.accounts[LIQUIDATION].positions
+        for side in (PositionSide.LONG, PositionSide.SHORT):
+            leg = clearing.get((symbol, side))
+            if leg is None or not leg.qty:
+                continue
+            if not any(o.symbol == symbol and o.side is side for o in self.orders.values()):
+                self._send(event, symbol, side, outputs, socializing=True)
 
     def _sync(self, accounts: Iterable[str]) -> np.ndarray:
         book = self._book
@@ -410,7 +424,7 @@ class LiquidationComponent:
         tables = self.tables()
         for a in flagged.tolist():
             account_id = book.account_ids[a]
-            if account_id in self.queue:
+            if account_id in self.queue or account_id in self._exempt:
                 continue
             breaches = self._breaches(account_id, tables)
             if breaches:
@@ -554,7 +568,12 @@ class LiquidationComponent:
     def _deleverage(
         self, event: Any, order: ClearingOrder, touched: list[str], outputs: list[Output]
     ) -> int:
-        """ADL the order's remainder against the opposite side; returns what is left."""
+        """ADL the order's remainder against the opposite side; returns what is left.
+
+        The screen's float scores pick the shortlist — the top of the queue until it covers
+        the remainder, with every position tied with the last one — and the shortlist is
+        ranked on exact scores (ties by account id), so the accounts deleveraged do not
+        depend on the book's layout or the floats' last bits."""
         book, screener = self._ensure_book()
         i = book.instruments.index.get(order.symbol)
         if i is None:
@@ -562,15 +581,22 @@ class LiquidationComponent:
         self._revalue(book.holder_accounts(i))
         ranks = instrument_ranks(screener, order.symbol)
         clearing_long = order.side is PositionSide.LONG
-        queue = adl_queue(ranks.scores, ranks.long, side_long=not clearing_long)
-        ranking = [
-            (book.account_ids[int(ranks.accounts[k])], _SIDE_OF_LEG[int(ranks.legs[k])])
-            for k in queue.tolist()
-        ]
-        lights = {
-            ranking_key: int(ranks.lights[k])
-            for ranking_key, k in zip(ranking, queue.tolist(), strict=True)
-        }
+        queue = adl_queue(ranks.scores, ranks.long, side_long=not clearing_long).tolist()
+        lights: dict[tuple[str, PositionSide], int] = {}
+        shortlist: list[tuple[str, PositionSide]] = []
+        covered = 0
+        floor = None
+        for k in queue:  # the screen's order, until the remainder is covered (ties included)
+            score = float(ranks.scores[k])
+            if covered >= order.qty and (floor is None or score < floor - _SCORE_TIE * abs(floor)):
+                break
+            key = (book.account_ids[int(ranks.accounts[k])], _SIDE_OF_LEG[int(ranks.legs[k])])
+            shortlist.append(key)
+            lights[key] = int(ranks.lights[k])
+            position = self.ledger.accounts[key[0]].positions.get((order.symbol, key[1]))
+            covered += 0 if position is None else abs(position.qty)
+            floor = score
+        ranking = sorted(shortlist, key=lambda key: self._exact_score(order.symbol, key))
         result = auto_deleverage(
             self.ledger, order.symbol, order.side, order.reference, order.qty, ranking,
             seq=event.seq, event_id=event.id,
@@ -637,6 +663,21 @@ class LiquidationComponent:
                 reference_price=reference,
             )
         )  # fmt: skip
+
+    def _exact_score(self, symbol: str, key: tuple[str, PositionSide]) -> tuple[Fraction, str, str]:
+        """Binance's ADL score of one position, exact, negated for sorting (highest first):
+        ``max(0, UP) / max(1, WB) × MM / (WB + UP)`` of its margin group (§1.5)."""
+        account_id, side = key
+        position = self.ledger.accounts[account_id].positions[(symbol, side)]
+        asset = self.ledger.instruments[symbol].settle
+        isolated = (symbol, side) if position.margin_mode is MarginMode.ISOLATED else None
+        group = margin_group(self.ledger, account_id, asset, isolated, self.tables(), self.marks)
+        upnl = next(p.upnl for p in group.positions if (p.symbol, p.side) == (symbol, side))
+        one = 10 ** self.ledger.assets[asset].scale
+        equity, maintenance = group.equity, group.maintenance or 0
+        ratio = Fraction(maintenance, equity) if equity > 0 else Fraction(0)
+        score = Fraction(max(0, upnl), max(one, group.wallet)) * ratio
+        return (-score, account_id, side.value)
 
     def _worst_loss(self, order: ClearingOrder) -> int:
         leg = self.ledger.accounts[LIQUIDATION].positions.get((order.symbol, order.side))

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import enum
 
+import msgspec
+
 from fengkong.model.enums import PositionSide, Side
 from fengkong.model.events import Event, Output, register_event, register_output
 
@@ -75,7 +77,9 @@ class LiquidationConfigured(Event, tag=True):
     a 0.5 % fee would cost about what a step from the first bracket saves). ``max_per_tick``:
     accounts liquidated per event, the rest queued worst ratio first. ``partial``: step
     positions down the tier table before taking them over (Bybit / OKX, §4.1, §4.2). ``adl``:
-    deleverage what the fund cannot close; False socializes the loss instead.
+    deleverage what the fund cannot close; False socializes the loss instead. ``exempt``:
+    accounts never liquidated automatically (the exchange's own market-making and hedging
+    accounts, handled by its desk); they are still screened.
     """
 
     clearance_rate: str = "0.005"
@@ -83,6 +87,7 @@ class LiquidationConfigured(Event, tag=True):
     max_per_tick: int = 1_000
     partial: bool = True
     adl: bool = True
+    exempt: list[str] = msgspec.field(default_factory=list)
 
 
 @register_event
@@ -106,10 +111,9 @@ class LiquidationOrderDone(Event, tag=True):
 
 @register_output
 class LiquidationTriggered(Output, tag=True):
-    """A margin group at or below maintenance by the exact check: the account's cross group
-    in ``asset`` (``symbol`` None) or one isolated position. ``maintenance`` None: a notional
-    beyond its tier table. ``queued``: waiting for a later tick (the per-tick budget is
-    spent)."""
+    """A margin group at or below maintenance by the exact check, as its liquidation starts:
+    the account's cross group in ``asset`` (``symbol`` None) or one isolated position.
+    ``maintenance`` None: a notional beyond its tier table."""
 
     account: str
     asset: str
@@ -117,7 +121,6 @@ class LiquidationTriggered(Output, tag=True):
     side: PositionSide | None
     equity: int
     maintenance: int | None
-    queued: bool = False
 
 
 @register_output

@@ -79,6 +79,7 @@ __all__ = ["SimParams", "SimResult", "sim_components", "simulate"]
 VENUE = "mm:venue"
 SOURCE = "sim"
 MINUTE_MS = 60_000
+PROTECTION = 0.2
 RATIO_BUCKETS = (0.25, 0.5, 0.75, 1.0)
 """Upper edges of the cross margin-ratio buckets (MM / equity); the last bucket is >= 1."""
 
@@ -148,7 +149,7 @@ class _Driver:
                 continue
             x = self.instruments[order.symbol]
             reference = market.mark_price(order.symbol) or order.reference_price
-            limit = None if terms.limit is None else terms.limit // x.tick_size
+            limit = _protected(terms.limit, reference, order.side == "sell") // x.tick_size
             filled = self.venue.fill(
                 order.symbol, order.side == "sell", terms.qty // x.lot_size,
                 reference // x.tick_size, limit, ts,
@@ -163,6 +164,14 @@ class _Driver:
             produced = self.send(LiquidationOrderDone, ts, order_id=order.order_id)
             follow += [o for o in produced if isinstance(o, LiquidationOrder)]
         return follow
+
+
+def _protected(limit: int | None, reference: int, sell: bool) -> int:
+    """The venue's price protection: an order without a limit fills no further than
+    :data:`PROTECTION` from the mark (the remainder stays with the clearing account)."""
+    if limit is not None:
+        return limit
+    return round(reference * (1 - PROTECTION)) if sell else round(reference * (1 + PROTECTION))
 
 
 def _tier_rows(table: TierTable) -> list[TierRow]:
@@ -187,7 +196,7 @@ def _setup(driver: _Driver, universe: Universe, params: SimParams, ts: int, ledg
     driver.send(
         LiquidationConfigured, ts, clearance_rate=params.clearance_rate,
         partial_fee_rate=params.partial_fee_rate, max_per_tick=params.max_per_tick,
-        partial=params.partial, adl=params.adl,
+        partial=params.partial, adl=params.adl, exempt=[VENUE],
     )  # fmt: skip
     for x in universe.instruments:
         driver.send(
