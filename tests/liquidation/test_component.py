@@ -29,6 +29,7 @@ from fengkong.liquidation.events import (
     PartialLiquidation,
     PositionTakenOver,
     SocializedLoss,
+    SpotMarginLiquidated,
 )
 from fengkong.liquidation.exact import account_breaches
 from fengkong.margin.liquidation import Leg, bankruptcy_price, round_liquidation_price
@@ -274,3 +275,33 @@ def test_snapshot_mid_liquidation_then_restore_gives_the_uninterrupted_result():
     _, a = run(rest, engine)
     _, b = run(rest, restored)
     assert a == b and engine.state_hash() == restored.state_hash()
+
+
+def test_a_spot_margin_account_below_the_liquidation_level_is_liquidated_on_the_mark():
+    """§3: bob holds 1.5 BTC against 30,000.3 USDT owed (tests/liquidation/
+    test_spot_liquidation.py); at 22,000 his level is 33,000 / 30,000.3 < 1.1: the fund buys
+    just enough BTC at the mark to restore the call level 1.3, the fee to the fund."""
+    from fengkong.ledger.loans import Borrow, LoanRepaid, SpotLiquidationTrade
+    from tests.ledger.test_loans import at, margin_log, quote
+
+    log = margin_log(usdt_rate="0.00024", bob={"BTC": "1"}, mm={"BTC": "10"})
+    quote(log, at(10))
+    log.make(Borrow, ts=at(10), account="bob", asset="USDT", amount="30000")
+    log.fill("BTCUSDT", "60000", "0.5", buyer="bob", seller="mm")
+    log.deposit(INSURANCE, "USDT", "100000")
+    engine, _ = run(log.events)
+    totals = engine.component("ledger").asset_totals()
+    quote(log, at(10, 5), "22000")
+    _, after = run(log.events[-3:], engine)
+    (done,) = of(after, SpotMarginLiquidated)
+    assert done.account == "bob" and done.complete
+    assert Fraction(done.level_before) <= Fraction(11, 10) < Fraction(13, 10)
+    assert Fraction(13, 10) < Fraction(done.level_after) < Fraction(13, 10) + Fraction(1, 10**6)
+    (trade,) = of(after, SpotLiquidationTrade)
+    assert (trade.sold_asset, trade.bought_asset) == ("BTC", "USDT")
+    assert sum(r.interest + r.principal for r in of(after, LoanRepaid)) == trade.bought - trade.fee
+    changes = {(c.asset, c.reason): c.amount for c in of(after, InsuranceFundChanged)}
+    assert changes[("USDT", FundReason.CLEARANCE_FEE)] == trade.fee
+    assert changes[("BTC", FundReason.SPOT_LIQUIDATION)] == trade.sold
+    assert changes[("USDT", FundReason.SPOT_LIQUIDATION)] == -trade.bought
+    assert engine.component("ledger").asset_totals() == totals

@@ -51,6 +51,7 @@ from fengkong.liquidation.adl import adl_queue, instrument_ranks
 from fengkong.liquidation.book import LEG_CODES, PositionBook
 from fengkong.liquidation.events import (
     AutoDeleveraged,
+    FundReason,
     InsuranceFundChanged,
     LiquidationConfigured,
     LiquidationDeferred,
@@ -62,6 +63,7 @@ from fengkong.liquidation.events import (
     PartialLiquidation,
     PositionTakenOver,
     SocializedLoss,
+    SpotMarginLiquidated,
 )
 from fengkong.liquidation.exact import Breach, account_breaches
 from fengkong.liquidation.instruments import SCREENED_KINDS, MissingMarkError
@@ -72,6 +74,7 @@ from fengkong.liquidation.settle import (
     close_clearing_position,
     takeover,
 )
+from fengkong.liquidation.spot import asset_prices, liquidate_spot_margin, liquidation_candidates
 from fengkong.liquidation.staging import (
     GroupPosition,
     MarginGroup,
@@ -394,7 +397,49 @@ class LiquidationComponent:
             self._work_queue(event, outputs)
         for symbol, _mark in moved:
             self._resend_unplaced(event, symbol, outputs)
+        if moved and self.ledger.loans.by_account and self.ledger.loans.settings is not None:
+            self._spot_margin(event, outputs)
         return outputs or None
+
+    def _spot_margin(self, event: Any, outputs: list[Output]) -> None:
+        """Spot cross margin (margin-mechanics.md §3): every indebted account at or below the
+        liquidation level at the marks (exact, worst first, at most ``max_per_tick``) has its
+        orders cancelled, then collateral sold and debt bought back until the margin-call
+        level is restored (:func:`fengkong.liquidation.spot.liquidate_spot_margin`). The
+        insurance fund is the buyer of the collateral at the mark, as it is the taker of
+        bankrupt positions; the liquidation fee (``clearance_rate``) goes to it. A refusal
+        (the fund cannot pay) leaves the account for the next mark."""
+        prices = asset_prices(self.ledger, self.market, event.ts)
+        below, _unpriced = liquidation_candidates(self.ledger, prices, event.ts)
+        fee_rate = Fraction(self.clearance_rate, 10**RATE_SCALE)
+        for account_id, level in below[: self.config.max_per_tick]:
+            if account_id in self._exempt:
+                continue
+            cancelled = self.gate.cancel_account_orders(account_id)
+            if cancelled:
+                outputs.append(
+                    LiquidationOrdersCancelled(
+                        seq=event.seq, id=event.id, account=account_id, order_ids=cancelled
+                    )
+                )
+            fund = dict(self.ledger.accounts[INSURANCE].balances)
+            before = {asset: balance.total for asset, balance in fund.items()}
+            try:
+                done = liquidate_spot_margin(
+                    self.ledger, account_id, prices, event.ts, seq=event.seq,
+                    event_id=event.id, fee_rate=fee_rate, counterparty=INSURANCE,
+                )  # fmt: skip
+            except RejectError:
+                continue
+            outputs.append(
+                SpotMarginLiquidated(
+                    seq=event.seq, id=event.id, account=account_id,
+                    level_before=str(level), level_after=str(done.level_after),
+                    complete=done.complete,
+                )
+            )  # fmt: skip
+            outputs.extend(done.outputs)
+            self._record(event, _spot_fund_records(self.ledger, before, done.fees), outputs)
 
     def _resend_unplaced(self, event: Any, symbol: str, outputs: list[Output]) -> None:
         """On a new mark, send again (without a limit) the clearing legs of ``symbol`` that a
@@ -730,6 +775,23 @@ class LiquidationComponent:
         if units <= 0:
             raise _reject(RejectReason.NON_POSITIVE_AMOUNT, field, text)
         return units
+
+
+def _spot_fund_records(
+    ledger: Any, before: Mapping[str, int], fees: Mapping[str, int]
+) -> list[FundRecord]:
+    """The fund's movements of one spot-margin liquidation: its fee income, and the rest of
+    each asset's change (collateral bought at the mark, debt paid for it, bad debt covered)."""
+    records = []
+    balances = ledger.accounts[INSURANCE].balances
+    for asset in sorted(set(before) | set(balances)):
+        change = (balances[asset].total if asset in balances else 0) - before.get(asset, 0)
+        fee = fees.get(asset, 0)
+        if fee:
+            records.append(FundRecord(FundReason.CLEARANCE_FEE, asset, fee))
+        if change - fee:
+            records.append(FundRecord(FundReason.SPOT_LIQUIDATION, asset, change - fee))
+    return records
 
 
 def _rates(config: LiquidationConfigured) -> tuple[int, int]:

@@ -37,6 +37,7 @@ __all__ = [
     "PartialLiquidation",
     "PositionTakenOver",
     "SocializedLoss",
+    "SpotMarginLiquidated",
 ]
 
 
@@ -51,6 +52,9 @@ class FundReason(enum.StrEnum):
     """The venue closed a taken-over position better than its takeover price (paid in)."""
     CLEARING_LOSS = "clearing_loss"
     """The venue closed it worse (drawn)."""
+    SPOT_LIQUIDATION = "spot_liquidation"
+    """Spot margin: collateral bought from a liquidated account at the mark (paid in, in the
+    collateral asset), the debt asset paid for it (drawn), bad debt it covered (drawn)."""
 
 
 class LiquidationOrderEnd(enum.StrEnum):
@@ -205,6 +209,18 @@ class AutoDeleveraged(Output, tag=True):
     price: int
     pnl: int
     lights: int
+
+
+@register_output
+class SpotMarginLiquidated(Output, tag=True):
+    """A spot cross-margin account liquidated from margin level ``level_before`` (at or below
+    the liquidation level) to ``level_after`` (exact fractions as text; "None": no debt left);
+    ``complete`` False when locked funds kept the level from being restored."""
+
+    account: str
+    level_before: str
+    level_after: str
+    complete: bool
 
 
 @register_output
