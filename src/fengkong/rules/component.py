@@ -517,17 +517,21 @@ def _positive_units(name: str, value: object) -> int:
     """``value`` in 1e-18 units, refused unless a decimal text above zero. The same result
     and refusals as ``parse_units(value, 18)`` followed by the sign check, with the common
     case parsed by one regular expression."""
-    if type(value) is str and len(value) <= 40:
-        match = _DECIMAL.fullmatch(value)
-        if match is not None:
-            whole, fraction = match.groups()
-            if fraction is None:
+    if type(value) is str and len(value) <= 40 and value.isascii():
+        # ``_DECIMAL`` without the regular expression engine: on ASCII text ``isdigit`` is
+        # ``[0-9]+`` (and false on ""), ``partition`` splits at the first dot (a second one
+        # makes the fraction fail ``isdigit``)
+        whole, dot, fraction = value.partition(".")
+        if whole.isdigit() and (whole[0] != "0" or len(whole) == 1):
+            if not dot:
                 units = int(whole) * 10**_SCALE
-            else:
+            elif fraction.isdigit():
                 fraction = fraction.rstrip("0")
                 if len(fraction) > _SCALE:
                     return _positive_units_slow(name, value)
                 units = int(whole + fraction.ljust(_SCALE, "0"))
+            else:
+                return _positive_units_slow(name, value)
             if units > 0:
                 return units
             raise RejectError(RejectReason.NON_POSITIVE_AMOUNT, name, value, "must be > 0")

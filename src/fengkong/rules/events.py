@@ -144,8 +144,12 @@ class ListEntryRemoved(Event, tag=True):
 # --- outputs --------------------------------------------------------------------------------
 
 
-class FiredRule(msgspec.Struct, frozen=True, kw_only=True):
+class FiredRule(msgspec.Struct, frozen=True, gc=False):
     """One rule that fired (or failed to evaluate), with the values it read.
+
+    ``gc=False``: a record holds strings, numbers and lists of them, never a cycle, so the
+    collector need not track the eight or so built per decision. Fields may be passed in
+    order (the fused step does: no keyword matching).
 
     ``values`` are ``[name, value]`` pairs in the order the rule reads them, e.g.
     ``["event.amount", 12.5]``, ``["features.withdrawals_24h", 3]``. ``error`` is empty

@@ -106,10 +106,15 @@ class _Writer:
         return local
 
     def index(self, store: KeyedWindow) -> str:
+        """The event's bucket: ``now``'s when the event is not late (one division less)."""
         local = self._idx.get(store.g)
         if local is None:
             local = self._idx[store.g] = f"i{len(self._idx)}"
-            self.head.append(f"{local} = ts // {store.g!r}")
+            quot = self._quot.get(store.g)
+            if quot is None:
+                self.head.append(f"{local} = ts // {store.g!r}")
+            else:
+                self.head.append(f"{local} = {quot} if ts == now else ts // {store.g!r}")
         return local
 
     def key(self, code: str) -> str:
@@ -366,10 +371,9 @@ def _rules(plan: Any, label: str) -> tuple[list[str], dict[str, Any]]:
     for index, (rule, condition) in enumerate(zip(plan.rules, plan.conditions, strict=True)):
         names[f"_RO{index}"] = rule.outcome
         pairs = ", ".join(f"[{reads.labels[local]!r}, {local}]" for local in plan.traces[index])
-        record = (
-            f"_FR(pack={label!r}, rule={rule.name!r}, mode={rule.mode!r}, "
-            f"outcome=_RO{index}, score={int(rule.score)!r}, reason={rule.reason!r}, "
-            f"hold_hours={int(rule.hold_hours)!r}, values=[{pairs}])"
+        record = (  # positional, in FiredRule's field order
+            f"_FR({label!r}, {rule.name!r}, {rule.mode!r}, _RO{index}, {int(rule.score)!r}, "
+            f"{rule.reason!r}, {int(rule.hold_hours)!r}, [{pairs}])"
         )
         rank = SEVERITY[rule.outcome]
         body = [f"hit({index})", f"fire({record})"]
