@@ -360,6 +360,8 @@ class LiquidationComponent:
                 if symbol in book.instruments.index:
                     book.instruments.set_mark(symbol, mark)
             self._book, self._screener, self._tables = book, Screener(book), tables
+            # figures for every account (derived, nothing is queued here): ADL reads them
+            self._revalue(np.arange(book.accounts, dtype=np.int64))
         return self._book, self._screener
 
     def _revalue(self, accounts: np.ndarray) -> np.ndarray:
@@ -623,8 +625,7 @@ class LiquidationComponent:
         i = book.instruments.index.get(order.symbol)
         if i is None:
             return order.qty
-        self._revalue(book.holder_accounts(i))
-        ranks = instrument_ranks(screener, order.symbol)
+        ranks = instrument_ranks(screener, order.symbol)  # current: see _settle_and_screen
         clearing_long = order.side is PositionSide.LONG
         queue = adl_queue(ranks.scores, ranks.long, side_long=not clearing_long).tolist()
         lights: dict[tuple[str, PositionSide], int] = {}

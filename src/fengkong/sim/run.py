@@ -246,10 +246,11 @@ def _depths(ledger: Ledger, universe: Universe, share: float) -> dict[str, Depth
 
 
 def _ratio_buckets(liquidation: LiquidationComponent) -> list[int]:
-    """Accounts with positions by their worst cross margin ratio (MM / equity)."""
+    """Accounts with positions by their worst cross margin ratio (MM / equity), as the
+    screen last computed it (every instrument moves at every path point, so every holder has
+    just been revalued)."""
     screener = liquidation.screener
     book = liquidation.book
-    screener.tick_all()
     n = book.accounts
     held = book.count[:n] > 0
     ratio = screener.ratio[:n].max(axis=1)
