@@ -28,7 +28,7 @@ def simulate(
     ] = 1_000,
     fund_share: Annotated[
         float, typer.Option(help="Opening insurance fund, as a share of the book's notional.")
-    ] = 0.002,
+    ] = 0.01,
     adl: Annotated[bool, typer.Option(help="Auto-deleverage (off: socialize losses).")] = True,
 ) -> None:
     """Replay a crash through the full engine (ledger, market, gate, liquidation, rules) over

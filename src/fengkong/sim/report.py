@@ -90,10 +90,12 @@ def _ratio_figure(result: SimResult) -> str:
     labels.append(f"≥ {RATIO_BUCKETS[-1]:.0%} (liquidating)")
     figure = Figure(figsize=(10, 3.2))
     axis = figure.subplots()
-    axis.stackplot(_minutes(s), buckets, labels=labels)
+    for row, label in zip(buckets, labels, strict=True):
+        axis.plot(_minutes(s), np.maximum(row, 0.8), label=label, lw=1.2)
+    axis.set_yscale("log")
     axis.set_xlabel("minutes from start")
-    axis.set_ylabel("accounts with positions")
-    axis.legend(loc="lower left", fontsize=8)
+    axis.set_ylabel("accounts (log)")
+    axis.legend(loc="lower left", fontsize=8, ncol=3)
     return figure_html(figure)
 
 

@@ -80,7 +80,7 @@ VENUE = "mm:venue"
 SOURCE = "sim"
 MINUTE_MS = 60_000
 PROTECTION = 0.2
-RATIO_BUCKETS = (0.25, 0.5, 0.75, 1.0)
+RATIO_BUCKETS = (0.1, 0.25, 0.5, 0.8, 1.0)
 """Upper edges of the cross margin-ratio buckets (MM / equity); the last bucket is >= 1."""
 
 
@@ -90,7 +90,7 @@ class SimParams:
     seed: int = 1
     instruments: int = 12
     inverse: int = 2
-    fund_share: float = 0.002
+    fund_share: float = 0.01
     depth_share: float = 0.02
     alt_beta: float = 0.6
     clearance_rate: str = "0.005"
