@@ -2,26 +2,33 @@
 
 Workload (docs/benchmarks.md, "Revaluation"): a seeded synthetic book
 (:mod:`fengkong.sim.population`) of 1,000,000 accounts holding 0–4 position legs each
-(about 2.7M positions) on 200 perpetuals with 6 brackets each (:mod:`fengkong.sim.universe`:
+(about 2.8M positions) on 200 perpetuals with 6 brackets each (:mod:`fengkong.sim.universe`:
 190 linear USDT, 10 inverse BTC-margined), cross and isolated, one-way and hedge mode. The
 book is built as an exact :class:`~fengkong.ledger.ledger.Ledger` and mirrored into a
 :class:`~fengkong.liquidation.book.PositionBook`.
 
-Each tick moves every mark by exp(N(−1 %, 2 %)) from the listing marks. Measured, p50 / p99:
+Each full tick moves every mark by exp(N(−1 %, 2 %)) from the listing marks. Measured, p50 /
+p99:
 
-* ``full-book tick``: :meth:`Screener.tick_all` (numba, every account; ``parallel=True``
-  from :data:`PARALLEL_MIN_ACCOUNTS` accounts up);
-* ``one-instrument tick``: :meth:`Screener.tick_instrument` for the most held instrument
-  (BTCUSDT-PERP) and for a median one: only the accounts holding it;
+* ``full-book tick``: :meth:`Screener.tick_all` (the float32 coarse screen, every account;
+  ``parallel=True`` from :data:`PARALLEL_MIN_ACCOUNTS` accounts up);
+* ``float64 check, every account``: the fine float64 kernel (band 1e-9, the screen before the
+  float32 mirror) on the same marks, interleaved — its flags must be covered by the screen's;
+* ``one-instrument tick``: :meth:`Screener.tick_instrument` (incremental: only the
+  instrument's positions, per-group headroom kept between ticks) for the most held
+  instrument (BTCUSDT-PERP) and a median one, each tick a N(0, 1 %) move from the last full
+  tick's mark;
 * ``calibration``: the minimal kernel of streaming-and-perf.md §3.2 (one asset, no isolated
   positions, no band) on the same arena, to show what the shared machine delivers during the
   run;
-* ``numpy baseline``: the same revaluation in plain vectorized numpy (per-position gather,
+* ``numpy baseline``: the float64 check in plain vectorized numpy (per-position gather,
   bracket by ``T − 1`` comparisons, ``np.bincount`` per account and asset), same band.
 
-Checked in the same run: numba and numpy flag the same accounts on every baseline tick;
-and, at the last tick, the exact integer re-check (:func:`exact_candidates` on the ledger)
-of the whole book finds no candidate the screen missed, and re-checking the flagged
+Checked in the same run: the screen's flags cover the float64 check's on every full tick;
+numpy and the numba float64 kernel flag the same accounts; after the one-instrument ticks the
+incrementally kept candidates equal a fresh whole-book screen's; and, at the last full tick
+and again after incremental ticks, the exact integer check (:func:`exact_candidates` on the
+ledger) of the whole book finds no candidate the screen missed, and re-checking the flagged
 accounts gives exactly the exact set.
 
 ``--smoke`` runs 20,000 accounts on 40 instruments in seconds (the test suite's smoke check).
@@ -40,7 +47,14 @@ from numba import prange
 
 from fengkong.liquidation.book import PositionBook
 from fengkong.liquidation.exact import exact_candidates
-from fengkong.liquidation.screen import REL_BAND, UNIT_BAND, Screener
+from fengkong.liquidation.screen import (
+    PARALLEL_MIN_ACCOUNTS,
+    REL_BAND,
+    UNIT_BAND,
+    Screener,
+    _tick_all,
+    _tick_all_serial,
+)
 from fengkong.sim.population import make_population
 from fengkong.sim.universe import make_universe
 
@@ -174,7 +188,16 @@ def main() -> None:
     for symbol, price in marks.items():
         columns.set_mark(symbol, price)
     screener.tick_all()  # compile or load the cache
-    full, flagged_counts = [], []
+    n = book.accounts
+    fine_flags = np.zeros(max(n, 1), dtype=np.bool_)
+    fine_kernel = _tick_all if n >= PARALLEL_MIN_ACCOUNTS else _tick_all_serial
+
+    def fine_check() -> np.ndarray:
+        fine_kernel(n, *screener._fine_arrays(fine_flags))
+        return np.flatnonzero(fine_flags[:n])
+
+    fine_check()
+    full, fine_times, flagged_counts, extra = [], [], [], []
     for _ in range(args.ticks):
         marks = tick_marks(universe, rng)
         for symbol, price in marks.items():
@@ -182,12 +205,21 @@ def main() -> None:
         begin = time.perf_counter()
         flagged = screener.tick_all()
         full.append(time.perf_counter() - begin)
+        begin = time.perf_counter()
+        fine = fine_check()
+        fine_times.append(time.perf_counter() - begin)
+        if not np.isin(fine, flagged).all():
+            raise SystemExit("the float32 screen missed an account the float64 check flags")
         flagged_counts.append(flagged.size)
-    print(f"{'full-book tick (numba)':<44} {percentiles(full)}   "
+        extra.append(flagged.size - fine.size)
+    print(f"{'full-book tick (float32 screen, numba)':<44} {percentiles(full)}   "
           f"flagged per tick: median {int(np.median(flagged_counts)):,}")  # fmt: skip
+    print(f"{'float64 check, every account (interleaved)':<44} {percentiles(fine_times)}   "
+          f"covered by the screen on every tick; the screen flags {int(np.median(extra))} "
+          f"more (median), {max(extra)} at most")  # fmt: skip
 
     price, sign, _, caps, mmr, cum, last, _, _ = columns.kernel_view(REL_BAND, UNIT_BAND)
-    scratch = (np.zeros_like(screener.equity), np.zeros_like(screener.maint))
+    scratch = (np.zeros((n, book.wallet.shape[1])), np.zeros((n, book.wallet.shape[1])))
     calibration_args = (book.accounts, book.wallet, book.start, book.count, book.inst, book.size,
                         book.entry, price, sign, caps, mmr, cum, last, *scratch,
                         np.zeros(book.accounts, dtype=np.bool_))  # fmt: skip
@@ -206,14 +238,19 @@ def main() -> None:
     for i in (busiest, median):
         symbol = columns.symbols[i]
         screener.tick_instrument(symbol, last_marks[symbol])  # compile or load the cache
-        times = []
+        times, flagged_counts = [], []
         for _ in range(args.ticks):
             price = max(1, round(last_marks[symbol] * float(np.exp(rng.normal(0, 0.01)))))
             begin = time.perf_counter()
-            screener.tick_instrument(symbol, price)
+            flagged = screener.tick_instrument(symbol, price)
             times.append(time.perf_counter() - begin)
+            flagged_counts.append(flagged.size)
+        fresh = Screener(book).tick_all()
+        if not np.array_equal(screener.candidates(), fresh):
+            raise SystemExit(f"incremental ticks of {symbol} disagree with a fresh screen")
         print(f"{'one-instrument tick ' + symbol:<44} {percentiles(times)}   "
-              f"holders {holders[i]:,}")  # fmt: skip
+              f"holders {holders[i]:,}, positions {book.legs(i).n:,}, flagged holders: median "
+              f"{int(np.median(flagged_counts)):,}; candidates = a fresh screen's")  # fmt: skip
         columns.set_mark(symbol, last_marks[symbol])
 
     baseline = NumpyBaseline(book)
@@ -227,24 +264,32 @@ def main() -> None:
         expected = baseline.tick(current)
         numpy_times.append(time.perf_counter() - begin)
         got = screener.tick_all()
-        if not np.array_equal(got, expected):
-            raise SystemExit(
-                f"numba and numpy flag different accounts: {got.size} vs {expected.size}"
-            )
-    print(f"{'numpy baseline (full book)':<44} {percentiles(numpy_times)}   "
-          f"same flagged accounts as numba on {len(numpy_times)} ticks")  # fmt: skip
+        if not np.array_equal(fine_check(), expected) or not np.isin(expected, got).all():
+            raise SystemExit(f"numpy and numba disagree: {expected.size} vs {got.size}")
+    print(
+        f"{'numpy baseline, float64 check (full book)':<44} {percentiles(numpy_times)}   "
+        f"same flagged accounts as the numba float64 kernel on {len(numpy_times)} ticks"
+    )
 
-    begin = time.perf_counter()
-    exact = exact_candidates(ledger, universe.tables, marks)
-    exact_time = time.perf_counter() - begin
-    flagged_ids = [book.account_ids[a] for a in got]
-    missed = sorted(set(exact) - set(flagged_ids))
-    rechecked = exact_candidates(ledger, universe.tables, marks, flagged_ids)
-    if missed or rechecked != exact:
-        raise SystemExit(f"screen disagrees with the exact check: missed {missed[:5]}")
-    print(f"exact integer check of the whole book: {len(exact):,} candidates in {exact_time:.1f} s;"
-          f" screen flagged {len(flagged_ids):,}, missed 0, exact re-check of the flagged = "
-          f"the exact set")  # fmt: skip
+    def exact_check(label: str, flagged: np.ndarray, marks: dict[str, int]) -> None:
+        begin = time.perf_counter()
+        exact = exact_candidates(ledger, universe.tables, marks)
+        exact_time = time.perf_counter() - begin
+        flagged_ids = [book.account_ids[a] for a in flagged]
+        missed = sorted(set(exact) - set(flagged_ids))
+        rechecked = exact_candidates(ledger, universe.tables, marks, flagged_ids)
+        if missed or rechecked != exact:
+            raise SystemExit(f"{label}: screen disagrees with the exact check: missed {missed[:5]}")
+        print(f"exact integer check of the whole book, {label}: {len(exact):,} candidates in "
+              f"{exact_time:.1f} s; screen flagged {len(flagged_ids):,}, missed 0, exact "
+              f"re-check of the flagged = the exact set")  # fmt: skip
+
+    exact_check("last full tick", got, marks)
+    symbol = columns.symbols[busiest]
+    for _ in range(5):
+        marks[symbol] = max(1, round(marks[symbol] * float(np.exp(rng.normal(0, 0.01)))))
+        screener.tick_instrument(symbol, marks[symbol])
+    exact_check(f"after 5 incremental {symbol} ticks", screener.candidates(), marks)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -63,6 +63,8 @@ def assert_holder_index_consistent(book: PositionBook) -> None:
             np.testing.assert_array_equal(copies, expected)
             np.testing.assert_array_equal((legs.fsize[j], legs.fentry[j], legs.fmargin[j]), copies)
             assert legs.isolated[j] == book.isolated[slot]
+            siblings = sum(book.inst[o] == i for o in book.slots_of(a))
+            assert legs.shared[j] == (siblings > 1)
             assert book.code[slot] == (-i - 1 if book.isolated[slot] else i)
 
 

@@ -52,7 +52,7 @@ _FIELDS = (
     "inst", "leg", "size", "entry", "margin", "isolated", "hpos", "ipos",
     "code", "fsize", "fentry", "fmargin",
 )  # fmt: skip
-_LEG_FIELDS = ("acct", "leg", "isolated", "fsize", "fentry", "fmargin")
+_LEG_FIELDS = ("acct", "leg", "isolated", "fsize", "fentry", "fmargin", "shared")
 _MAX_CHANGES = 1 << 20
 F32_LOW, F32_HIGH = 1e-30, 1e30
 """float32 holds a value in this magnitude range to 2^-24 of itself (round to nearest)."""
@@ -77,11 +77,13 @@ def _grown(array: np.ndarray, n: int) -> np.ndarray:
 
 
 class InstrumentLegs:
-    """Every position (leg) of one instrument, packed: ``acct``, ``leg``, ``isolated`` and the
-    float32 screening copies ``fsize``, ``fentry``, ``fmargin`` (as in the arena). Arrays are
-    over-allocated; the first ``n`` entries are live. Removal swaps the last entry in."""
+    """Every position (leg) of one instrument, packed: ``acct``, ``leg``, ``isolated``, the
+    float32 screening copies ``fsize``, ``fentry``, ``fmargin`` (as in the arena) and
+    ``shared`` (the account holds another leg of this instrument: both hedge legs open).
+    Arrays are over-allocated; the first ``n`` entries are live. Removal swaps the last entry
+    in."""
 
-    __slots__ = ("acct", "fentry", "fmargin", "fsize", "isolated", "leg", "n")
+    __slots__ = ("acct", "fentry", "fmargin", "fsize", "isolated", "leg", "n", "shared")
 
     def __init__(self, capacity: int = 0) -> None:
         capacity = max(capacity, 4)
@@ -91,6 +93,7 @@ class InstrumentLegs:
         self.fsize = np.zeros(capacity, dtype=np.float32)
         self.fentry = np.zeros(capacity, dtype=np.float32)
         self.fmargin = np.zeros(capacity, dtype=np.float32)
+        self.shared = np.zeros(capacity, dtype=np.bool_)
         self.n = 0
 
     def append(self, account: int, leg: int) -> int:
@@ -100,7 +103,7 @@ class InstrumentLegs:
                 setattr(self, name, _grown(getattr(self, name), n + 1))
         self.acct[n], self.leg[n] = account, leg
         self.fsize[n] = self.fentry[n] = self.fmargin[n] = 0.0
-        self.isolated[n] = False
+        self.isolated[n] = self.shared[n] = False
         self.n = n + 1
         return n
 
@@ -333,7 +336,10 @@ class PositionBook:
         self.inst[slot], self.leg[slot] = i, leg
         sibling = self._sibling(a, i, slot)
         self.hpos[slot] = self.hpos[sibling] if sibling >= 0 else self._add_holder(i, a)
-        self.ipos[slot] = self._legs[i].append(a, leg)
+        legs = self._legs[i]
+        self.ipos[slot] = legs.append(a, leg)
+        if sibling >= 0:
+            legs.shared[self.ipos[slot]] = legs.shared[self.ipos[sibling]] = True
         return slot
 
     def _sibling(self, a: int, i: int, slot: int) -> int:
@@ -345,12 +351,17 @@ class PositionBook:
 
     def _remove(self, a: int, slot: int) -> None:
         i = int(self.inst[slot])
-        if self._sibling(a, i, slot) < 0:
+        sibling = self._sibling(a, i, slot)
+        if sibling < 0:
             self._drop_holder(i, int(self.hpos[slot]))
         j = int(self.ipos[slot])
-        moved = self._legs[i].remove(j)
+        legs = self._legs[i]
+        moved = legs.remove(j)
         if moved is not None:
             self.ipos[self._find(moved[0], i, moved[1])] = j
+        if sibling >= 0:
+            others = [s for s in self.slots_of(a) if s != slot and self.inst[s] == i]
+            legs.shared[self.ipos[sibling]] = len(others) > 1
         last = int(self.start[a]) + int(self.count[a]) - 1
         if slot != last:
             for name in _FIELDS:
@@ -531,14 +542,16 @@ class PositionBook:
         self.ipos = np.zeros(max(total, 1), dtype=np.int32)
         self.ipos[leg_slots] = np.arange(leg_slots.size) - np.repeat(leg_bounds[:-1], per_leg)
         leg_accounts = account[by_leg].astype(np.int32)
+        leg_shared = (np.bincount(inverse, minlength=pairs.size) > 1)[inverse][by_leg]
         self._legs = []
         for i in range(n_inst):
             part = leg_slots[leg_bounds[i] : leg_bounds[i + 1]]
             legs = InstrumentLegs(part.size)
             legs.n = part.size
             legs.acct[: part.size] = leg_accounts[leg_bounds[i] : leg_bounds[i + 1]]
-            for name in _LEG_FIELDS[1:]:
+            for name in _LEG_FIELDS[1:-1]:
                 getattr(legs, name)[: part.size] = getattr(self, name)[part]
+            legs.shared[: part.size] = leg_shared[leg_bounds[i] : leg_bounds[i + 1]]
             self._legs.append(legs)
         self.layout += 1
         self.changes_base += len(self.changes) + 1  # a bulk load: every account is new

@@ -30,17 +30,19 @@ settlement asset the cross *headroom*
 
     H = wallet − c|wallet| + Σ (UPNL − MM* − c (notional + |entry|) − UNIT_BAND × unit)
 
-with ``c = COARSE_REL`` = 2.5e-7 and ``MM* = max_t (notional × MMR_t − cum_t)``, never below
-the bracket formula at any bracket (and equal to it for tables whose ``cum`` makes MM
-continuous and whose MMR rises). Float32 storage moves a size, an entry or a margin by at most
-2^-24 of itself (round to nearest), so each coarse term is at most 2^-23 (notional + |entry|)
-above the float64 term and ``H`` is below the fine check's ``equity − MM − band − REL_BAND
-|wallet|`` by at least ``(c − 2^-23 − REL_BAND) G`` > 0: **every group the fine check flags
-has H <= 0** (coarse flags ⊇ fine flags ⊇ exact candidates; tested). Isolated positions are
-checked the same way with their margin in place of the wallet, a notional above ``limit ×
-(1 − c)`` is always a flag, and a value float32 cannot hold to 2^-24 (magnitude outside 1e-30
-.. 1e30) is copied as NaN, which is always a flag. The wider band costs a few more accounts
-for the exact re-check (2.5e-7 × G: 0.0005 USDT on a 2,000 USDT gross).
+with ``c = COARSE_REL`` = 2.5e-7 and ``MM* = max_t (notional × MMR_t − cum_t)`` over every
+bracket: never below the bracket formula at any bracket, in particular the one the float64
+check picks (and equal to it for tables whose ``cum`` makes MM continuous and whose MMR rises;
+branch-free, it is also faster than stopping at the bracket). Float32 storage moves a size, an
+entry or a margin by at most 2^-24 of itself (round to nearest), so each coarse term is at most
+2^-23 (notional + |entry|) above the float64 term and ``H`` is below the fine check's ``equity
+− MM − band − REL_BAND |wallet|`` by at least ``(c − 2^-23 − REL_BAND) G`` > 0: **every group
+the fine check flags has H <= 0** (coarse flags ⊇ fine flags ⊇ exact candidates; tested).
+Isolated positions are checked the same way with their margin in place of the wallet, a
+notional above ``limit × (1 − c)`` is always a flag, and a value float32 cannot hold to 2^-24
+(magnitude outside 1e-30 .. 1e30) is copied as NaN, which is always a flag. The wider band
+costs a few more accounts for the exact re-check (2.5e-7 × G: 0.0005 USDT on a 2,000 USDT
+gross).
 
 Per account the screener keeps ``head[s, a]`` (H; +inf for a group without cross positions)
 and ``bits[a]``: bit ``i % 24`` for an instrument with an isolated or over-limit position in
@@ -205,7 +207,7 @@ def _term(size, entry, p, rows, i, tiers):
     x = size * p
     notional = abs(x)
     mm = notional * rows[i, 4] - rows[i, 4 + tiers]
-    for t in range(1, tiers):
+    for t in range(1, tiers):  # branch-free: faster than stopping at the bracket
         mm = max(mm, notional * rows[i, 4 + t] - rows[i, 4 + tiers + t])
     return x - entry - mm - COARSE_REL * (notional + abs(entry)) - rows[i, 2], notional
 
@@ -411,13 +413,13 @@ def _move_one(j, acct, fsize, fentry, fmargin, isolated, i, bit, s, p0, p1, rows
 
 
 @numba.njit(cache=True, parallel=True)
-def _move(n, acct, leg, fsize, fentry, fmargin, isolated, i, bit, s, p0, p1, rows, tiers, head,
-          bits, flags, mark, out):  # fmt: skip
-    """One instrument's mark ``p0 -> p1`` (see module docstring) over its one-way
-    positions: an account has at most one, so no two iterations touch the same account.
-    Hedge legs are left (``_HEDGE``) for :func:`_move_serial`."""
+def _move(n, acct, shared, fsize, fentry, fmargin, isolated, i, bit, s, p0, p1, rows, tiers,
+          head, bits, flags, mark, out):  # fmt: skip
+    """One instrument's mark ``p0 -> p1`` (see module docstring) over the positions that are
+    their account's only one in the instrument, so no two iterations touch the same account.
+    The others (both hedge legs open) are left (``_HEDGE``) for :func:`_move_serial`."""
     for j in prange(n):
-        if leg[j] == 0:
+        if not shared[j]:
             out[j] = _move_one(j, acct, fsize, fentry, fmargin, isolated, i, bit, s, p0, p1,
                                rows, tiers, head, bits, flags, mark)  # fmt: skip
         else:
@@ -590,7 +592,7 @@ class Screener:
             rows[:n, 2] = asset_band[settle]
             rows[:n, 3] = limit * (1.0 - COARSE_REL)
             rows[:n, 4 : 4 + tiers] = mmr
-            rows[:n, 4 + tiers :] = cum
+            rows[:n, 4 + tiers : 4 + 2 * tiers] = cum
             self._rows, self._rows_key = rows, key
         self._rows[:n, 0] = columns.price[:n]
         return self._rows, (self._rows.shape[1] - 4) // 2
@@ -685,7 +687,7 @@ class Screener:
                   int(columns.settle[i]), p0, p1, rows, tiers, self.head, self.bits, self.flags,
                   mark, out)  # fmt: skip
         if n >= PARALLEL_MIN_ACCOUNTS:
-            _move(n, legs.acct, legs.leg, *common[1:])
+            _move(n, legs.acct, legs.shared, *common[1:])
             hedge = np.flatnonzero(out[:n] == _HEDGE)
         else:
             hedge = np.arange(n)
