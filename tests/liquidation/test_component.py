@@ -305,3 +305,15 @@ def test_a_spot_margin_account_below_the_liquidation_level_is_liquidated_on_the_
     assert changes[("BTC", FundReason.SPOT_LIQUIDATION)] == trade.sold
     assert changes[("USDT", FundReason.SPOT_LIQUIDATION)] == -trade.bought
     assert engine.component("ledger").asset_totals() == totals
+
+
+def test_every_position_carries_its_adl_light_ranked_per_side():
+    """Five shorts with rising leverage on equal profit: the lights run 1 to 5 (the top 20 %
+    of the side is 5, first to be deleveraged); the one long is alone on its side: 5."""
+    wallets = {"s1": "50000", "s2": "20000", "s3": "8000", "s4": "4000", "s5": "2000"}
+    log = scene({**wallets, "mm": "100000000"}, [("mm", s, "50000", "0.2") for s in wallets])
+    mark(log, "49000")
+    engine, _ = run(log.events)
+    lights = engine.component("liquidation").adl_lights(SYMBOL)
+    assert [lights[(s, PositionSide.BOTH)] for s in wallets] == [1, 2, 3, 4, 5]
+    assert lights[("mm", PositionSide.BOTH)] == 5

@@ -31,7 +31,6 @@ __all__ = [
     "LiquidationFill",
     "LiquidationOrder",
     "LiquidationOrderDone",
-    "LiquidationOrderEnd",
     "LiquidationOrdersCancelled",
     "LiquidationTriggered",
     "PartialLiquidation",
@@ -55,18 +54,6 @@ class FundReason(enum.StrEnum):
     SPOT_LIQUIDATION = "spot_liquidation"
     """Spot margin: collateral bought from a liquidated account at the mark (paid in, in the
     collateral asset), the debt asset paid for it (drawn), bad debt it covered (drawn)."""
-
-
-class LiquidationOrderEnd(enum.StrEnum):
-    """What became of a liquidation order's unfilled remainder when the venue finished it."""
-
-    FILLED = "filled"
-    """Nothing was left."""
-    DELEVERAGED = "deleveraged"
-    """Closed against opposite positions in ADL order at the bankruptcy price."""
-    SOCIALIZED = "socialized"
-    """ADL disabled or exhausted: re-sent without a limit; a loss beyond the fund is
-    socialized and reported."""
 
 
 @register_event
