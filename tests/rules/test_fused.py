@@ -106,7 +106,7 @@ FEATURES = {
         "on": "WithdrawalRequest",
         "key": "account",
         "window": "10s",
-        "where": "event.value_usd > 500 and features.n_10s < 4",
+        "where": "event.value_usd > 500 and features.n_10s < 4 and event.network in ['BTC']",
     },
     "logins_10s": {"agg": "count", "on": "Login", "key": "account", "window": "10s"},
     "per_login": {"agg": "ratio", "ratio": ["n_10s", "logins_10s"]},
@@ -141,6 +141,10 @@ RULES = [
         score=3,
     ),
     rule("features.n_10s >= 3", name="shadow_block", outcome="block", mode="shadow", score=30),
+    # a literal set in a rule and another in a filter (one namespace in the step); the same
+    # test in two rules (computed once in the step)
+    rule("event.asset in ['SOL', 'ETH'] or features.n_10s > 5", name="sets"),
+    rule("event.asset in ['ETH', 'SOL'] and features.n_10s > 1", name="sets_again"),
 ]
 SCORING = [{"min_score": 25, "outcome": "block"}]
 PACK = pack_text(RULES, features=FEATURES, name="fused", scoring=SCORING)

@@ -29,6 +29,7 @@ decision and the canonical state after every event.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,9 @@ from fengkong.rules.windows import (
 )
 
 HELPERS: dict[str, Any] = {
+    # per-key distinct maps: the unbound methods (see _Writer.store)
+    "_odget": OrderedDict.get,
+    "_odmove": OrderedDict.move_to_end,
     "_expire_total": _expire_total,
     "_insert_total": _insert_total,
     "_expire_pairs": _expire_pairs,
@@ -88,9 +92,15 @@ class _Writer:
         self.namespace: dict[str, Any] = {}
 
     def store(self, name: str) -> tuple[str, str, KeyedWindow]:
+        """Globals ``S_name`` (the store), ``D_name`` (its keys), and ``D_name_get`` /
+        ``D_name_move`` bound to them: an ``OrderedDict`` has an instance ``__dict__``, so
+        ``keys.get(...)`` cannot take the interpreter's fast method path; a bound method
+        global is one load."""
         store = self.stores[name]
         self.namespace[f"S_{name}"] = store
         self.namespace[f"D_{name}"] = store.keys
+        self.namespace[f"D_{name}_get"] = store.keys.get
+        self.namespace[f"D_{name}_move"] = store.keys.move_to_end
         return f"S_{name}", f"D_{name}", store
 
     def cutoff(self, store: KeyedWindow) -> str:
@@ -138,7 +148,7 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
     """Inline ``store.read(key, now)`` into ``out``, leaving the key's state in ``state``."""
     _, d_name, store = w.store(name)
     c = w.cutoff(store)
-    lines = [f"{state} = {d_name}.get({key})"]
+    lines = [f"{state} = {d_name}_get({key})"]
     if isinstance(store, CountWindow):  # count and sum
         empty = repr(0 / store.scale) if store.scale != 1 else "0"
         lines += [
@@ -203,7 +213,7 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
         f"    if _len({d_name}) >= {store.max_keys!r}:",
         f"        {s_name}._make_room({c})",
     ]
-    lines = [f"{state} = {d_name}.get({key})"] if fresh else []
+    lines = [f"{state} = {d_name}_get({key})"] if fresh else []
     if isinstance(store, CountWindow):
         amount = "1" if not isinstance(store, SumWindow) else value
         first = "1" if not isinstance(store, SumWindow) else f"0 + {value}"
@@ -218,7 +228,7 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
             f"        _insert_total({state}, {i}, {amount})",
             f"    {state}[0] += {amount}",
             "else:",
-            f"    {d_name}.move_to_end({key})",
+            f"    {d_name}_move({key})",
             f"    {state} += ({i}, {amount})",
             f"    {state}[0] += {amount}",
         ]
@@ -235,7 +245,7 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
             "    else:",
             f"        {s_name}._insert({state}, {i}, {value})",
             "else:",
-            f"    {d_name}.move_to_end({key})",
+            f"    {d_name}_move({key})",
             f"    {state} += ({i}, {value})",
         ]
     elif isinstance(store, LastWindow):
@@ -245,7 +255,7 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
             f"    {d_name}[{key}] = [{i}, ts, {value}]",
             "else:",
             f"    if {i} > {state}[0]:",
-            f"        {d_name}.move_to_end({key})",
+            f"        {d_name}_move({key})",
             f"    if ts >= {state}[1]:",
             f"        {state}[0] = {i}",
             f"        {state}[1] = ts",
@@ -268,18 +278,20 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
             lines += [f"    if o_ and o_[0] <= {c}:", f"        _evict_exact({state}, {c})"]
         lines += [
             f"    if o_ and {i} == o_[-1]:",
-            f"        p_ = {state}.get({value})",
+            f"        p_ = _odget({state}, {value})",
             "        if p_ is None:",
             f"            {state}[{value}] = {i}",
             f"            if _len({state}) > {store.exact_limit!r}:",
             f"                _to_sketch({state})",
             f"        elif p_ < {i}:",
             f"            {state}[{value}] = {i}",
-            f"            {state}.move_to_end({value})",
+            f"            _odmove({state}, {value})",
             f"    elif {state}.sketch is None and (not o_ or {i} > o_[-1]):",
-            f"        {d_name}.move_to_end({key})",
-            f"        {state}.pop({value}, None)",
+            f"        {d_name}_move({key})",
+            f"        p_ = _odget({state}, {value})",
             f"        {state}[{value}] = {i}",
+            "        if p_ is not None:",  # relinked, not deleted: no dict churn
+            f"            _odmove({state}, {value})",
             f"        o_.append({i})",
             f"        if _len({state}) > {store.exact_limit!r}:",
             f"            _to_sketch({state})",
@@ -367,8 +379,8 @@ def _rules(plan: Any, label: str) -> tuple[list[str], dict[str, Any]]:
     reads = plan.reads
     names: dict[str, Any] = {"_FR": FiredRule, "_OUTCOMES": list(Outcome)}
     active_reasons = [r.reason for r in plan.rules if r.mode == "active"]
-    lines: list[str] = []
-    for index, (rule, condition) in enumerate(zip(plan.rules, plan.conditions, strict=True)):
+    lines, conditions = _shared_atoms(plan.conditions)
+    for index, (rule, condition) in enumerate(zip(plan.rules, conditions, strict=True)):
         names[f"_RO{index}"] = rule.outcome
         pairs = ", ".join(f"[{reads.labels[local]!r}, {local}]" for local in plan.traces[index])
         record = (  # positional, in FiredRule's field order
@@ -406,6 +418,31 @@ def _rules(plan: Any, label: str) -> tuple[list[str], dict[str, Any]]:
             f"        errors = (errors or []) + [({index}, exc)]",
         ]
     return lines, names
+
+
+# A comparison of a hoisted read with a literal or a literal set: it cannot raise (the
+# checker admits ordering comparisons of numbers only, ``==`` of like with like, membership
+# of a string in a set of strings) and has no effect, so computing it once before the rules
+# is the same as computing it in each rule that contains it.
+_ATOM = re.compile(
+    r"\((v[0-9]+) (==|!=|<=|>=|<|>|in|not in) "
+    r"(K[0-9]+|'[^'\\()]*'|-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)\)"
+)
+
+
+def _shared_atoms(conditions: list[str]) -> tuple[list[str], list[str]]:
+    """Lines computing each atom (see ``_ATOM``) that two or more conditions contain into a
+    local ``b<n>``, and the conditions reading those locals."""
+    counts: dict[str, int] = {}
+    for condition in conditions:
+        for atom in {m.group(0) for m in _ATOM.finditer(condition)}:
+            counts[atom] = counts.get(atom, 0) + 1
+    shared = {atom: f"b{i}" for i, atom in enumerate(a for a, n in counts.items() if n > 1)}
+    if not shared:
+        return [], list(conditions)
+    pattern = re.compile("|".join(map(re.escape, sorted(shared, key=len, reverse=True))))
+    lines = [f"    {local} = {atom}" for atom, local in shared.items()]
+    return lines, [pattern.sub(lambda m: shared[m.group(0)], c) for c in conditions]
 
 
 def _resolution(scoring: list) -> list[str]:

@@ -112,8 +112,15 @@ class ReadTable:
     features: dict[str, tuple[str, str, bool]] = field(default_factory=dict)
 
     def constant(self, value: object) -> str:
-        """A global name bound to ``value`` (a literal set built once, not per evaluation)."""
-        name = f"K{len(self.constants)}"
+        """A global name bound to ``value`` (a literal set built once, not per evaluation);
+        an equal set already bound is reused (the same membership test has the same code)."""
+        for name, bound in self.constants.items():
+            if type(bound) is type(value) and bound == value:
+                return name
+        # the evaluator's constants are K0, K1 ...; an updater's (prefix "u") Ku0 ...: the
+        # fused step holds both tables in one namespace
+        tag = "" if self.prefix == "v" else self.prefix
+        name = f"K{tag}{len(self.constants)}"
         self.constants[name] = value
         return name
 
