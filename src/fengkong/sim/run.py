@@ -415,7 +415,10 @@ def _summary(
         "totals_after": {a: str(v) for a, v in sorted(totals_after.items())},
         "conserved": totals_before == totals_after,
         "queue_at_end": len(liquidation.queue),
-        "below_maintenance_not_queued": len([a for a in below if a not in liquidation.queue]),
+        "below_maintenance_not_queued": len(
+            [a for a in below if a not in liquidation.queue and a != VENUE]
+        ),
+        "venue_below_maintenance": VENUE in below,  # exempt: the market, not a user
         "negative_equity_groups": len(negative),
         "orders_open_at_end": len(liquidation.orders),
         "state_hash": engine.state_hash(),
