@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fengkong.model.events import AccountOpened, Deposit
@@ -239,8 +239,14 @@ def state(made: RulesComponent) -> bytes:
     return msgspec.msgpack.encode(made.canonical_state())
 
 
+# a key whose buckets all left the window before its store swept it, read (its state is
+# then the total alone) and updated again
+EXPIRED = [("w", 0, 0, 0, 0, 0, 900), *[("l", 3_000, 0, 0, 0, 0, 1)] * 5, ("w", 0, 0, 0, 0, 0, 9)]
+
+
 @settings(max_examples=120, deadline=None)
 @given(raw=steps, cut=st.integers(0, 10**6), upgrade=st.integers(0, 10**6), two=st.booleans())
+@example(raw=[*EXPIRED, ("w", 0, 0, 0, 0, 0, 10)], cut=9, upgrade=9, two=False)
 def test_the_fused_step_decides_and_stores_exactly_as_evaluator_then_updater(
     raw, cut, upgrade, two
 ):

@@ -56,6 +56,8 @@ from fengkong.rules.windows import (
 )
 
 HELPERS: dict[str, Any] = {
+    "_NEVER": _NEVER,
+    "_IndexError": IndexError,  # the compiled module has no builtins
     # per-key distinct maps: the unbound methods (see _Writer.store)
     "_odget": OrderedDict.get,
     "_odmove": OrderedDict.move_to_end,
@@ -154,9 +156,12 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
         lines += [
             f"if {state} is None:",
             f"    {out} = {empty}",
-            "else:",
-            f"    if _len({state}) > 1 and {state}[1] <= {c}:",
-            f"        _expire_total({state}, {c})",
+            "else:",  # [total] alone (every bucket expired) raises IndexError: nothing to do
+            "    try:",
+            f"        if {state}[1] <= {c}:",
+            f"            _expire_total({state}, {c})",
+            "    except _IndexError:",
+            "        pass",
             f"    {out} = {_scaled(f'{state}[0]', store.scale)}",
         ]
     elif isinstance(store, ExtremumWindow):
@@ -221,15 +226,18 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
             f"if {state} is None:",
             *room,
             f"    {d_name}[{key}] = [{first}, {i}, {amount}]",
-            f"elif _len({state}) > 1 and {state}[-2] >= {i}:",
-            f"    if {state}[-2] == {i}:",
+            "else:",  # the newest bucket; [total] alone has none (IndexError)
+            "    try:",
+            f"        n_ = {state}[-2]",
+            "    except _IndexError:",
+            "        n_ = _NEVER",
+            f"    if n_ == {i}:",
             f"        {state}[-1] += {amount}",
-            "    else:",
+            f"    elif n_ > {i}:",
             f"        _insert_total({state}, {i}, {amount})",
-            f"    {state}[0] += {amount}",
-            "else:",
-            f"    {d_name}_move({key})",
-            f"    {state} += ({i}, {amount})",
+            "    else:",
+            f"        {d_name}_move({key})",
+            f"        {state} += ({i}, {amount})",
             f"    {state}[0] += {amount}",
         ]
     elif isinstance(store, ExtremumWindow):
