@@ -242,3 +242,29 @@ def test_a_position_side_that_is_no_side_is_refused_not_a_crash() -> None:
             assert isinstance(refused, Rejected)
             assert (refused.reason, refused.field) == ("position_side_mismatch", field)
         assert engine.state_hash() == before
+
+
+def test_fast_fill_path_matches_on_contracts_with_multipliers() -> None:
+    """Linear and inverse perpetuals whose multiplier is not 1 (and not a power of ten), so
+    that no constant of the fee and entry-value formulas is 1: random fills, both paths."""
+    from fengkong.model.events import InstrumentListed
+    from tests.factories import LISTINGS
+
+    log = setup_log()
+    log.make(InstrumentListed, symbol="X-LIN", **{**LISTINGS["BTCUSDT-PERP"], "multiplier": "2.5"})
+    log.make(InstrumentListed, symbol="X-INV", **{**LISTINGS["BTCUSD-PERP"], "multiplier": "7"})
+    rng = random.Random(5)
+    for _ in range(3000):
+        linear = rng.random() < 0.5
+        buyer, seller = rng.sample(["a", "b", "iso", "sys:insurance"], 2)
+        log.fill(
+            "X-LIN" if linear else "X-INV",
+            f"{rng.randint(40_000, 80_000)}.{rng.randint(0, 9)}",
+            f"{rng.randint(1, 3000) / 1000:g}" if linear else str(rng.randint(1, 900)),
+            buyer=buyer,
+            seller=seller,
+            taker_side=rng.choice(["buy", "sell"]),
+            maker_fee_rate=rng.choice(["0.0002", "-0.0001", "0"]),
+            taker_fee_rate=rng.choice(["0.0004", "0.00075"]),
+        )
+    same_run(log.events)

@@ -27,6 +27,8 @@ Realized PnL is converted to settlement-asset units with ``CREDIT`` (floor). Fee
 
 from __future__ import annotations
 
+from math import gcd
+
 from fengkong.model.fixed import CREDIT, Rounding, div_round
 from fengkong.model.instruments import Instrument
 
@@ -40,6 +42,12 @@ INVERSE_EXTRA_DECIMALS = 12
 def _scaler(exponent: int) -> tuple[int, int]:
     """``(up, down)`` such that ``x × 10**exponent == x × up / down`` with one of them 1."""
     return (10**exponent, 1) if exponent >= 0 else (1, 10**-exponent)
+
+
+def _lowest(numerator: int, denominator: int) -> tuple[int, int]:
+    """``numerator / denominator`` in lowest terms (both positive)."""
+    common = gcd(numerator, denominator)
+    return numerator // common, denominator // common
 
 
 PARSE_CACHE_LIMIT = 1 << 15
@@ -79,6 +87,8 @@ class ContractMath:
         "price_scale",
         "qty_scale",
         "settle_scale",
+        "value_fee_den",
+        "value_fee_num",
         "value_scale",
     )
 
@@ -103,12 +113,16 @@ class ContractMath:
         # fee of q contracts at p and rate r (either sign): ceil(base x r / divisor) with
         # linear: base = q x p x fee_num, divisor = fee_den;
         # inverse: base = q x fee_num, divisor = p x fee_den (see :meth:`fee`)
-        self.fee_num = self.multiplier * self._inv_num * self._fee_up
-        self.fee_den = self._inv_den * self._fee_down
+        # (each pair divided by its greatest common divisor: the same fractions, smaller ints
+        # — an inverse fee divides by p instead of p x 10^20); and from a linear entry value
+        # v = q x p x open_num: fee = ceil(v x value_fee_num x r / value_fee_den)
+        self.value_fee_num, self.value_fee_den = self._fee_up, self._fee_down
+        self.fee_num, self.fee_den = _lowest(
+            self.multiplier * self._inv_num * self._fee_up, self._inv_den * self._fee_down
+        )
         # entry value of q contracts at p: linear q x p x open_num (open_den = 1);
         # inverse floor(q x open_num / (p x open_den)) (see :meth:`open_value`)
-        self.open_num = self.multiplier * self._inv_num
-        self.open_den = self._inv_den
+        self.open_num, self.open_den = _lowest(self.multiplier * self._inv_num, self._inv_den)
         self.parsed_prices: dict[str, int] = {}
         self.parsed_qtys: dict[str, int] = {}
 

@@ -166,8 +166,10 @@ class _FillBook:
         self.open_den = math.open_den
         # ContractMath.fee: linear ceil(q x p x open_num x fee_factor x r / fee_den), the
         # entry value times fee_factor x r; inverse ceil(q x fee_factor x r / (p x fee_den))
-        self.fee_factor = math.fee_num // math.open_num if not math.inverse else math.fee_num
-        self.fee_den = math.fee_den
+        if math.inverse:
+            self.fee_factor, self.fee_den = math.fee_num, math.fee_den
+        else:
+            self.fee_factor, self.fee_den = math.value_fee_num, math.value_fee_den
         self.tick = instrument.tick_size
         self.lot = instrument.lot_size
         self.prices: dict[str, int] = {}
