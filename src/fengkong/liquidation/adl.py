@@ -111,7 +111,7 @@ class Ranks(NamedTuple):
 
 
 def instrument_ranks(screener: Screener, symbol: str) -> Ranks:
-    """Binance ADL ranks of every position in ``symbol`` at the screener's latest figures.
+    """Binance ADL ranks of every position in ``symbol`` at the current marks.
 
     Per position: ``UP`` its unrealized PnL; ``WB`` and the margin ratio those of its margin
     group — the cross wallet and the cross group's ``MM / equity`` in its settlement asset, or
@@ -134,8 +134,10 @@ def instrument_ranks(screener: Screener, symbol: str) -> Ranks:
     s = int(book.instruments.settle[i])
     isolated = book.isolated[slots]
     wallet = np.where(isolated, book.margin[slots], book.wallet[accounts, s])
-    equity = np.where(isolated, book.margin[slots] + upnl, screener.equity[accounts, s])
-    maint = np.where(isolated, mm, screener.maint[accounts, s])
+    cross_equity, cross_maint, _ratio = screener.figures(holders)  # fresh, holders only
+    row = np.searchsorted(holders, accounts)
+    equity = np.where(isolated, book.margin[slots] + upnl, cross_equity[row, s])
+    maint = np.where(isolated, mm, cross_maint[row, s])
     ratio = np.where(equity > 0, maint / np.where(equity > 0, equity, 1.0), 0.0)
     scores = binance_pnl_pct(upnl, wallet) * ratio
     long = book.size[slots] > 0

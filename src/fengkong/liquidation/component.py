@@ -227,7 +227,6 @@ class LiquidationComponent:
         i = book.instruments.index.get(symbol)
         if i is None:
             return {}
-        self._revalue(book.holder_accounts(i))
         ranks = instrument_ranks(screener, symbol)
         return {
             (book.account_ids[a], _SIDE_OF_LEG[int(leg)]): int(light)
@@ -360,8 +359,6 @@ class LiquidationComponent:
                 if symbol in book.instruments.index:
                     book.instruments.set_mark(symbol, mark)
             self._book, self._screener, self._tables = book, Screener(book), tables
-            # figures for every account (derived, nothing is queued here): ADL reads them
-            self._revalue(np.arange(book.accounts, dtype=np.int64))
         return self._book, self._screener
 
     def _revalue(self, accounts: np.ndarray) -> np.ndarray:
@@ -381,12 +378,16 @@ class LiquidationComponent:
     def _tick(
         self, event: Any, moved: Iterable[tuple[str, int]], accounts: Iterable[str]
     ) -> list[Output] | None:
-        book, _screener = self._ensure_book()
+        book, screener = self._ensure_book()
         flagged: list[np.ndarray] = []
         for symbol, mark in moved:
             self.marks[symbol] = mark
             i = book.instruments.index.get(symbol)
-            if i is not None:
+            if i is None:
+                continue
+            try:  # incremental: only this instrument's positions move
+                flagged.append(screener.tick_instrument(symbol, mark))
+            except MissingMarkError:  # a holder holds an unmarked instrument: per account
                 book.instruments.set_mark(symbol, mark)
                 flagged.append(self._revalue(book.holder_accounts(i)))
         touched = self._sync(accounts)
@@ -625,7 +626,7 @@ class LiquidationComponent:
         i = book.instruments.index.get(order.symbol)
         if i is None:
             return order.qty
-        ranks = instrument_ranks(screener, order.symbol)  # current: see _settle_and_screen
+        ranks = instrument_ranks(screener, order.symbol)
         clearing_long = order.side is PositionSide.LONG
         queue = adl_queue(ranks.scores, ranks.long, side_long=not clearing_long).tolist()
         lights: dict[tuple[str, PositionSide], int] = {}
