@@ -145,6 +145,8 @@ class LiquidationComponent:
         self._screener: Screener | None = None
         self._tables: dict[str, TierTable] = {}
         self._ids = (0, 0)  # (seq, orders sent by that event): order ids from event data
+        self._dirty: set[str] = set()  # touched by money events since the last flush
+        self._fresh = False
 
     # --- protocol -------------------------------------------------------------------------
 
@@ -223,7 +225,7 @@ class LiquidationComponent:
 
     def adl_lights(self, symbol: str) -> dict[tuple[str, PositionSide], int]:
         """The ADL indicator (1–5) of every position in ``symbol`` at the current marks."""
-        book, screener = self._ensure_book()
+        book, screener = self._synced()
         i = book.instruments.index.get(symbol)
         if i is None:
             return {}
@@ -235,11 +237,21 @@ class LiquidationComponent:
 
     @property
     def book(self) -> PositionBook:
-        return self._ensure_book()[0]
+        """The columnar book, in step with the ledger."""
+        return self._synced()[0]
 
     @property
     def screener(self) -> Screener:
-        return self._ensure_book()[1]
+        return self._synced()[1]
+
+    def _synced(self) -> tuple[PositionBook, Screener]:
+        """The book with the touched accounts synced, for a query: they stay marked, so the
+        next event's flush still screens them (a query changes no decision)."""
+        book, screener = self._ensure_book()
+        for account_id in sorted(self._dirty):
+            if not account_id.startswith(SYSTEM_PREFIX) and account_id in self.ledger.accounts:
+                book.sync_account(self.ledger, account_id)
+        return book, screener
 
     # --- handlers ---------------------------------------------------------------------------
 
@@ -319,24 +331,23 @@ class LiquidationComponent:
                 moved.append((symbol, mark))
         if not moved and not self.queue:
             return None
-        return self._tick(event, moved, ())
+        return self._tick(event, moved)
 
-    def _on_money(self, event: Any) -> list[Output] | None:
+    def _on_money(self, event: Any) -> None:
+        """Mark the accounts a money event touched; they are synced into the book and
+        screened at the next mark tick (a fill costs the engine a set insertion here)."""
         if isinstance(event, Fill):
-            accounts: Iterable[str] = (event.buyer, event.seller)
+            self._dirty.update((event.buyer, event.seller))
         elif isinstance(event, Transfer):
-            accounts = (event.from_account, event.to_account)
+            self._dirty.update((event.from_account, event.to_account))
         else:
-            accounts = (event.account,)
-        return self._tick(event, (), accounts)
+            self._dirty.add(event.account)
 
-    def _on_holders(self, event: Any) -> list[Output] | None:
+    def _on_holders(self, event: Any) -> None:
         book, _screener = self._ensure_book()
         i = book.instruments.index.get(event.symbol)
-        if i is None:
-            return None
-        holders = book.holder_accounts(i)
-        return self._tick(event, (), [book.account_ids[a] for a in holders])
+        if i is not None:
+            self._dirty.update(book.account_ids[a] for a in book.holder_accounts(i).tolist())
 
     def _on_listing(self, _event: Any) -> None:
         self._book = self._screener = None
@@ -359,6 +370,7 @@ class LiquidationComponent:
                 if symbol in book.instruments.index:
                     book.instruments.set_mark(symbol, mark)
             self._book, self._screener, self._tables = book, Screener(book), tables
+            self._fresh = True  # the next flush revalues every account
         return self._book, self._screener
 
     def _revalue(self, accounts: np.ndarray) -> np.ndarray:
@@ -375,11 +387,9 @@ class LiquidationComponent:
             ]  # fmt: skip
             return screener.revalue(np.array(usable, dtype=np.int64))
 
-    def _tick(
-        self, event: Any, moved: Iterable[tuple[str, int]], accounts: Iterable[str]
-    ) -> list[Output] | None:
+    def _tick(self, event: Any, moved: list[tuple[str, int]]) -> list[Output] | None:
         book, screener = self._ensure_book()
-        flagged: list[np.ndarray] = []
+        flagged: list[np.ndarray] = [self._flush()]
         for symbol, mark in moved:
             self.marks[symbol] = mark
             i = book.instruments.index.get(symbol)
@@ -390,12 +400,8 @@ class LiquidationComponent:
             except MissingMarkError:  # a holder holds an unmarked instrument: per account
                 book.instruments.set_mark(symbol, mark)
                 flagged.append(self._revalue(book.holder_accounts(i)))
-        touched = self._sync(accounts)
-        if touched.size:
-            flagged.append(self._revalue(touched))
         outputs: list[Output] = []
-        if flagged:
-            self._confirm(np.unique(np.concatenate(flagged)))
+        self._confirm(np.unique(np.concatenate(flagged)))
         if self.queue:
             self._work_queue(event, outputs)
         for symbol, _mark in moved:
@@ -455,16 +461,24 @@ class LiquidationComponent:
             if not any(o.symbol == symbol and o.side is side for o in self.orders.values()):
                 self._send(event, symbol, side, outputs, socializing=True)
 
-    def _sync(self, accounts: Iterable[str]) -> np.ndarray:
-        book = self._book
-        assert book is not None
+    def _flush(self) -> np.ndarray:
+        """Sync the touched accounts into the book (all of them once after a rebuild) and
+        revalue them; return the flagged ones."""
+        book, _screener = self._ensure_book()
+        if self._fresh:
+            self._fresh = False
+            self._dirty.clear()
+            return self._revalue(np.arange(book.accounts, dtype=np.int64))
+        if not self._dirty:
+            return np.zeros(0, dtype=np.int64)
         indices = []
-        for account_id in dict.fromkeys(accounts):
+        for account_id in sorted(self._dirty):
             if account_id.startswith(SYSTEM_PREFIX) or account_id not in self.ledger.accounts:
                 continue
             book.sync_account(self.ledger, account_id)
             indices.append(book.account_index[account_id])
-        return np.array(sorted(indices), dtype=np.int64)
+        self._dirty.clear()
+        return self._revalue(np.array(sorted(indices), dtype=np.int64))
 
     def _confirm(self, flagged: np.ndarray) -> None:
         book = self._book
@@ -623,6 +637,7 @@ class LiquidationComponent:
         ranked on exact scores (ties by account id), so the accounts deleveraged do not
         depend on the book's layout or the floats' last bits."""
         book, screener = self._ensure_book()
+        self._confirm(self._flush())  # the ranks read the book: every account in step
         i = book.instruments.index.get(order.symbol)
         if i is None:
             return order.qty
@@ -760,11 +775,10 @@ class LiquidationComponent:
     def _settle_and_screen(
         self, event: Any, accounts: Iterable[str], outputs: list[Output], *, work: bool = True
     ) -> None:
-        """Re-sync ``accounts`` after the ledger moved their money; queue new breaches."""
-        self._ensure_book()
-        touched = self._sync(accounts)
-        if touched.size:
-            self._confirm(self._revalue(touched))
+        """Re-sync ``accounts`` (and any touched since the last tick) after the ledger moved
+        their money; queue new breaches."""
+        self._dirty.update(accounts)
+        self._confirm(self._flush())
         if work and self.queue:
             self._work_queue(event, outputs)
 
