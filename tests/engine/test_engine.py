@@ -17,7 +17,7 @@ from tests.factories import exchange, run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "exchange-day.jsonl"
-EXAMPLE_HASH = "13885af2300831adc9922c1d16dc46340fa61407f7469c3dfa4dbbfc832f392d"
+EXAMPLE_HASH = "bb2b8bf83ec6eaf16fc6987fc560a17dedd86c3932073866ad174c4083333432"
 
 
 def funded_engine():

@@ -258,13 +258,13 @@ class LiquidationComponent:
     def _on_configured(self, event: LiquidationConfigured) -> list[Output]:
         if event.max_per_tick < 1:
             raise _reject(RejectReason.INVALID_PARAMETER, "max_per_tick", event.max_per_tick)
-        _rates(event)  # validates both rates
+        _rates(event)  # validates the rates
         self._configure(event)
         return []
 
     def _configure(self, config: LiquidationConfigured) -> None:
         self.config = config
-        self.clearance_rate, self.partial_fee_rate = _rates(config)
+        self.clearance_rate, self.partial_fee_rate, self.fund_slippage = _rates(config)
         self._exempt = frozenset(config.exempt)
 
     def _on_fill(self, event: LiquidationFill) -> list[Output]:
@@ -710,6 +710,12 @@ class LiquidationComponent:
                       if self.ledger.instruments[o.symbol].settle == asset)  # fmt: skip
             budget = max(0, self.fund_balance(asset) - out)
             limit = affordable_limit(math, tick, leg.qty, leg.entry_value, budget)
+            one = 10**RATE_SCALE
+            if leg.qty > 0:  # a sell: no lower than the reference less the fund's slippage
+                bound = -(-reference * (one - self.fund_slippage) // (one * tick)) * tick
+                limit = max(limit, bound)
+            else:
+                limit = min(limit, reference * (one + self.fund_slippage) // (one * tick) * tick)
             committed = min(budget, max(0, -unrealized_pnl(math, leg.qty, leg.entry_value, limit)))
         if order_id is None:
             seq, sent = self._ids
@@ -810,10 +816,11 @@ def _spot_fund_records(
     return records
 
 
-def _rates(config: LiquidationConfigured) -> tuple[int, int]:
-    """``(clearance_rate, partial_fee_rate)`` at ``RATE_SCALE``; each in [0, 1)."""
+def _rates(config: LiquidationConfigured) -> tuple[int, int, int]:
+    """``(clearance_rate, partial_fee_rate, fund_slippage)`` at ``RATE_SCALE``; each in
+    [0, 1)."""
     rates = []
-    for field in ("clearance_rate", "partial_fee_rate"):
+    for field in ("clearance_rate", "partial_fee_rate", "fund_slippage"):
         text = getattr(config, field)
         try:
             rate = parse_units(text, RATE_SCALE, field=field)
@@ -822,7 +829,7 @@ def _rates(config: LiquidationConfigured) -> tuple[int, int]:
         if not 0 <= rate < 10**RATE_SCALE:
             raise _reject(RejectReason.INVALID_PARAMETER, field, text, "a fraction in [0, 1)")
         rates.append(rate)
-    return rates[0], rates[1]
+    return rates[0], rates[1], rates[2]
 
 
 def _worst(breaches: list[Breach]) -> tuple[int, int | None]:

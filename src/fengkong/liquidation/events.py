@@ -65,7 +65,10 @@ class LiquidationConfigured(Event, tag=True):
     account has left at the bankruptcy price — the tick-rounding dust, since the bankruptcy
     price already hands the fund the account's margin. ``partial_fee_rate``: the fee of a
     step-down, which is a reducing order at the mark (default: a taker fee, a chosen default;
-    a 0.5 % fee would cost about what a step from the first bracket saves). ``max_per_tick``:
+    a 0.5 % fee would cost about what a step from the first bracket saves). ``fund_slippage``:
+    how far past the takeover price the fund lets a liquidation order fill, as a fraction of
+    it (also bounded by the fund's balance less what the other open orders may cost); what
+    the venue cannot fill within it is deleveraged (a chosen default). ``max_per_tick``:
     accounts liquidated per event, the rest queued worst ratio first. ``partial``: step
     positions down the tier table before taking them over (Bybit / OKX, §4.1, §4.2). ``adl``:
     deleverage what the fund cannot close; False socializes the loss instead. ``exempt``:
@@ -75,6 +78,7 @@ class LiquidationConfigured(Event, tag=True):
 
     clearance_rate: str = "0.005"
     partial_fee_rate: str = "0.0005"
+    fund_slippage: str = "0.05"
     max_per_tick: int = 1_000
     partial: bool = True
     adl: bool = True
@@ -162,8 +166,9 @@ class PositionTakenOver(Output, tag=True):
 @register_output
 class LiquidationOrder(Output, tag=True):
     """An order of the clearing account to the venue: ``side`` ``qty`` of ``symbol``, no
-    worse than ``limit_price`` (None: no limit). ``reference_price`` is the takeover price;
-    the limit is the worst price the fund can pay for (BitMEX: the fund aggresses in the
+    worse than ``limit_price`` (None: no limit). ``reference_price`` is the clearing leg's
+    break-even (its takeover price); the limit is the worst price the fund can pay for, and
+    no further than ``fund_slippage`` past the reference (BitMEX: the fund aggresses in the
     market, §7)."""
 
     order_id: str
