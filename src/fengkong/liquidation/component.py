@@ -329,7 +329,7 @@ class LiquidationComponent:
             mark = self.market.mark_price(symbol)
             if mark is not None and mark != self.marks.get(symbol):
                 moved.append((symbol, mark))
-        if not moved and not self.queue:
+        if not (moved or self.queue or self._dirty or self._fresh):
             return None
         return self._tick(event, moved)
 
