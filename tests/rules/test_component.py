@@ -243,3 +243,28 @@ def _request(account: str) -> dict:
         "address": "bc1qx",
         "network": "BTC",
     }
+
+
+def test_two_identical_features_kept_across_versions_keep_one_store_each():
+    """Two features with one definition: a new version keeps each one's history in its own
+    store (one store shared by both would count every event twice)."""
+    twin = {"a": COUNT["n_24h"], "b": COUNT["n_24h"]}
+    rules = [rule("features.a >= 0", name="ra"), rule("features.b >= 0", name="rb")]
+    component = loaded(pack_text(rules, features=twin))
+    for i in range(2):
+        decide(component, withdrawal(T0 + i))
+    [activated] = component.apply(
+        RulePackLoaded(
+            seq=0, id="v2", ts=T0 + 5, author="ops",
+            pack_yaml=pack_text(rules, features=twin, version="2"),
+        )
+    )  # fmt: skip
+    assert activated.kept_features == ["a", "b"]
+    pack = component.packs["test"]
+    assert pack.stores["a"] is not pack.stores["b"]
+    decision = decide(component, withdrawal(T0 + 6))
+    read = {name: value for fired in decision.fired for name, value in fired.values}
+    assert read["features.a"] == read["features.b"] == 2  # the two before
+    decision = decide(component, withdrawal(T0 + 7))
+    read = {name: value for fired in decision.fired for name, value in fired.values}
+    assert read["features.a"] == read["features.b"] == 3  # one more, counted once in each

@@ -573,17 +573,21 @@ def build_stores(
     plan: PackPlan, previous: CompiledPack | None
 ) -> tuple[dict[str, KeyedWindow], list[str]]:
     """Window stores for ``plan``: the previous version's store for every feature whose
-    fingerprint is unchanged (its history is kept), a fresh one otherwise."""
+    fingerprint is unchanged (its history is kept), a fresh one otherwise. Features with one
+    fingerprint take the old stores of that fingerprint one each, in order: a store shared by
+    two features would count every event twice."""
     stores: dict[str, KeyedWindow] = {}
     kept: list[str] = []
-    old = {}
+    old: dict[object, list[KeyedWindow]] = {}  # fingerprint -> stores, in the old pack's order
     if previous is not None:
         old_specs = previous.plan.features
-        old = {fingerprint(n, old_specs): store for n, store in previous.stores.items()}
+        for n, store in previous.stores.items():
+            old.setdefault(fingerprint(n, old_specs), []).append(store)
     for name, spec in plan.features.items():
         if spec.ratio:
             continue
-        store = old.get(fingerprint(name, plan.features))
+        same = old.get(fingerprint(name, plan.features))
+        store = same.pop(0) if same else None  # each old store serves one feature
         if store is not None:
             kept.append(name)
         stores[name] = store if store is not None else build_store(spec)
