@@ -3,8 +3,11 @@
 An engine component after the ledger, the market and the gate. On every event that moves a
 mark (``SourcePrice``, ``BookTop``, ``MarkConfigured``, ``IndexConfigured``) it revalues the
 holders of the moved instruments on the columnar book (:class:`~fengkong.liquidation.screen.
-Screener`, numba); on every event that changes an account's money (fills, transfers, funding,
-settlement, the venue's liquidation fills) it re-syncs and revalues that account. Each flagged
+Screener`, numba, incrementally). An event that changes an account's money (fills, transfers,
+funding, settlement) only marks the account: the marked accounts are synced into the book and
+revalued at the next price event (every account once after the book is rebuilt), so a fill
+costs the engine a set insertion; the venue's liquidation fills are screened at once. Each
+flagged
 account is re-checked with the exact integer models (:func:`~fengkong.liquidation.exact.
 account_breaches`); a confirmed breach enters the **queue**, which is worked worst margin
 first (``equity / maintenance`` ascending; beyond the tier table first), at most
