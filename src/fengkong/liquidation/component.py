@@ -434,7 +434,7 @@ class LiquidationComponent:
                         seq=event.seq, id=event.id, account=account_id, order_ids=cancelled
                     )
                 )
-            fund = dict(self.ledger.accounts[INSURANCE].balances)
+            fund = self.ledger.accounts[INSURANCE].balances
             before = {asset: balance.total for asset, balance in fund.items()}
             try:
                 done = liquidate_spot_margin(

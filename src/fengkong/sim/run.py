@@ -363,17 +363,14 @@ def _summary(
     triggered = {o.account for o in outputs if isinstance(o, LiquidationTriggered)}
     totals_after = ledger.asset_totals()
     tables = liquidation.tables()
-    below = [
-        a for a in ledger.accounts
-        if not a.startswith("sys:") and account_breaches(ledger, a, tables, liquidation.marks)
-    ]  # fmt: skip
-    negative = [
-        b.account
+    breaches = {  # one exact check of every user account
+        a: found
         for a in ledger.accounts
         if not a.startswith("sys:")
-        for b in account_breaches(ledger, a, tables, liquidation.marks)
-        if b.equity < 0
-    ]
+        and (found := account_breaches(ledger, a, tables, liquidation.marks))
+    }
+    below = list(breaches)
+    negative = [b.account for found in breaches.values() for b in found if b.equity < 0]
     low_time, low_price = path.low()
     fund_end = {a: _fund(ledger, a) for a in fund_start}
     return {
