@@ -53,6 +53,7 @@ from fengkong.rules.windows import (
     _late_exact,
     _read_sketch,
     _to_sketch,
+    drain_owed,
 )
 
 HELPERS: dict[str, Any] = {
@@ -69,10 +70,15 @@ HELPERS: dict[str, Any] = {
     "_to_sketch": _to_sketch,
     "_read_sketch": _read_sketch,
     "_Distinct": _Distinct,
+    "_drain_owed": drain_owed,
 }
 
 
 _HOISTED = re.compile(r"(?<![.\w'\"])v[0-9]+\b")
+
+# Every step and updater of a pack starts with the event's share of the sweeps the pack's
+# stores owe (``_OWED``, one per pack: see ``KeyedWindow.defer``), before any read.
+_OWING = ["    if _OWED:", "        _drain_owed(_OWED, now)"]
 
 
 def fusable(stores: dict[str, KeyedWindow]) -> bool:
@@ -207,6 +213,21 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
     return lines
 
 
+def _settled(w: _Writer, name: str, state: str, key: str) -> list[str]:
+    """After a fresh lookup (no read of the key in this step) in a store whose sweep may be
+    owed: settle the store if the key may be one the sweep dropped (see
+    ``KeyedWindow.defer``), and look again. ``last`` needs none: an update overwrites such a
+    key's whole state."""
+    s_name, d_name, store = w.store(name)
+    if not store.LAZY or isinstance(store, LastWindow):
+        return []
+    return [
+        f"if {state} is not None and {s_name}._owed and {s_name}.stale({state}):",
+        f"    {s_name}.settle()",
+        f"    {state} = {d_name}_get({key})",
+    ]
+
+
 def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool) -> list[str]:
     """Inline ``store.add(key, value, ts, now)`` for an event inside the window (the caller
     tests ``i > c``, and sweeps), given the key's state in ``state`` as the step's read of
@@ -218,7 +239,7 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
         f"    if _len({d_name}) >= {store.max_keys!r}:",
         f"        {s_name}._make_room({c})",
     ]
-    lines = [f"{state} = {d_name}_get({key})"] if fresh else []
+    lines = [f"{state} = {d_name}_get({key})", *_settled(w, name, state, key)] if fresh else []
     if isinstance(store, CountWindow):
         amount = "1" if not isinstance(store, SumWindow) else value
         first = "1" if not isinstance(store, SumWindow) else f"0 + {value}"
@@ -348,7 +369,7 @@ def step(
         body += _read(w, feature, w.key(key_code), local, state)
         if own_key:
             captured.setdefault(feature, state)
-    lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, "    try:"]
+    lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, *_OWING, "    try:"]
     lines += _indent(body, 8) or ["        pass"]
     lines += ["    except _Error as exc:"]
     if fallback is not None:
@@ -487,7 +508,7 @@ def updater(
     """``name(ev, now, units=None)``: the updater of ``plan`` with the window operations
     inline (for kinds that feed features and have no rules)."""
     w = _Writer(specs, stores)
-    lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None]
+    lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, *_OWING]
     lines += _update_section(w, plan, {}, "")
     lines[2] = "\n".join(_indent(w.head, 4)) if w.head else "    pass"
     namespace = {**namespace, **plan.update_reads.constants}
@@ -502,7 +523,8 @@ def _update_section(w: _Writer, plan: Any, captured: dict[str, str], result: str
     the sweeps: the reference sweeps a store at the end of each of its adds when the cutoff
     passed its last sweep; here, per window, a cell ``G`` holds a lower bound of the group's
     last sweeps, so the common case is one comparison per window, and a store is swept, as
-    in the reference, only if its add ran in this step."""
+    in the reference, only if its add ran in this step: at once (distinct) or owed, its keys
+    popped over the next events (``KeyedWindow.defer``)."""
     reads = plan.update_reads
     lines = ["    try:"]
     lines += [f"        {line}" for line in reads.lines] or ["        pass"]
@@ -516,7 +538,8 @@ def _update_section(w: _Writer, plan: Any, captured: dict[str, str], result: str
             "    except _Error:",
             f"        p{index} = False",
         ]
-    groups: dict[tuple[str, str], list[tuple[list[str], str, list[str]]]] = {}
+    # per window (bucket and cutoff locals): (tests, store global, lazy sweep, update lines)
+    groups: dict[tuple[str, str], list[tuple[list[str], str, bool, list[str]]]] = {}
     for index, ((condition, guard, _, _), (feature, key_code, value_code)) in enumerate(
         zip(plan.updates, plan.update_specs, strict=True)
     ):
@@ -532,10 +555,10 @@ def _update_section(w: _Writer, plan: Any, captured: dict[str, str], result: str
         _, _, store = w.store(feature)
         body = _update(w, feature, key, value_code, state, fresh)
         window = (w.index(store), w.cutoff(store))
-        groups.setdefault(window, []).append((tests, f"S_{feature}", body))
+        groups.setdefault(window, []).append((tests, f"S_{feature}", store.LAZY, body))
     for (i, c), updates in groups.items():
         lines.append(f"    if {i} > {c}:")
-        for tests, _, body in updates:
+        for tests, _, _, body in updates:
             if tests:
                 lines.append(f"        if {' and '.join(tests)}:")
                 lines += _indent(body, 12)
@@ -545,10 +568,14 @@ def _update_section(w: _Writer, plan: Any, captured: dict[str, str], result: str
         cell = f"G_{c}"
         w.namespace[cell] = [_NEVER]
         lines.append(f"    if {c} > {cell}[0]:")
-        for tests, store, _ in updates:
+        for tests, store, lazy, _ in updates:
             ran = " and ".join([*tests, f"{i} > {c}", f"{c} > {store}._swept"])
-            lines += [f"        if {ran}:", f"            {store}._sweep({c})"]
-        swept = [f"{store}._swept" for _, store, _ in updates]
+            lines.append(f"        if {ran}:")
+            if lazy:
+                lines += [f"            {store}.defer({c})", f"            _OWED[{store}] = None"]
+            else:
+                lines.append(f"            {store}._sweep({c})")
+        swept = [f"{store}._swept" for _, store, _, _ in updates]
         lowest = swept[0] if len(swept) == 1 else f"_min({', '.join(swept)})"
         lines.append(f"        {cell}[0] = {lowest}")
     return lines

@@ -139,6 +139,7 @@ class PackPlan:
         steps: dict[str, Callable] = {}
         fast_updaters: dict[str, Callable] = {}
         if FUSE and fused.fusable(stores):
+            namespace = {**namespace, "_OWED": {}}  # the stores owing a sweep (fused.py)
             for kind, plan in self.kinds.items():
                 update = None
                 if plan.updates:
@@ -589,6 +590,7 @@ def build_stores(
         same = old.get(fingerprint(name, plan.features))
         store = same.pop(0) if same else None  # each old store serves one feature
         if store is not None:
+            store.settle()  # the old version's queue of owed sweeps goes with it
             kept.append(name)
         stores[name] = store if store is not None else build_store(spec)
     return stores, kept

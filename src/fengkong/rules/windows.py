@@ -46,6 +46,7 @@ from fengkong.rules.sketch import Sketch
 
 DECIMAL_SCALE = 10**18  # decimal amounts are summed exactly as integers of 1e-18 units
 _NEVER = -(2**62)  # the newest bucket of a key with no live bucket
+DRAIN = 4  # keys an owed sweep pops per event (see KeyedWindow.defer)
 
 
 class KeyedWindow:
@@ -53,8 +54,9 @@ class KeyedWindow:
     ``add(key, value, ts, now)`` (fold one event's ``value``, ignored by count, at event
     time ``ts`` into ``key``) and ``read(key, now)``."""
 
-    __slots__ = ("_swept", "g", "keys", "max_keys", "n", "scale")
+    __slots__ = ("_owed", "_swept", "g", "keys", "max_keys", "n", "scale")
     _NEWEST: Any = None  # itemgetter of a state's newest bucket (raising if it has none)
+    LAZY = True  # whether a sweep may be owed (see defer)
 
     def __init__(self, g: int, n: int, max_keys: int, scale: int) -> None:
         self.g = g
@@ -63,6 +65,7 @@ class KeyedWindow:
         self.scale = scale  # 1 for integers and strings, DECIMAL_SCALE for decimal amounts
         self.keys: OrderedDict[Any, Any] = OrderedDict()
         self._swept = -(2**62)
+        self._owed = False  # the keys of the sweep at ``_swept`` are not all popped yet
 
     # --- shared key bookkeeping -----------------------------------------------------------
 
@@ -81,13 +84,15 @@ class KeyedWindow:
 
     def _sweep(self, cutoff: int) -> None:
         """Drop keys, oldest update first, whose newest bucket has left the window: the
-        leading run of keys with ``newest(state) <= cutoff``, up to the first live key.
+        leading run of keys with ``newest(state) <= cutoff``, up to the first live key
+        (with the keys an owed sweep has not popped yet, which lead that run).
 
         The run is measured and popped at C speed (``_NEWEST`` is an ``itemgetter`` of the
         state's newest bucket, when the subclass has one): a sweep after a busy minute pops
         a hundred keys or more in one event. A state that has no newest bucket to get
         (``IndexError``: every bucket expired by a read) falls back to the loop."""
         self._swept = cutoff
+        self._owed = False
         keys = self.keys
         getter = self._NEWEST
         if getter is not None:
@@ -109,6 +114,54 @@ class KeyedWindow:
                 keys.move_to_end(key, False)
                 return
 
+    def defer(self, cutoff: int) -> None:
+        """The sweep at ``cutoff``, owed: its keys are popped later, at most ``DRAIN`` per
+        event (:meth:`drain`), so that the event that moves the cutoff does not pay for every
+        key that expired with it (a hundred and more each minute for a 1 h window).
+
+        The store then holds, in front of the keys the sweep keeps, keys the sweep dropped,
+        each with no bucket after ``_swept``. Nothing can tell them from absent keys, except
+        an update that does not read the key first (the caller tests :meth:`stale` and
+        settles): a read at a cutoff ``c >= _swept`` finds no live bucket (0, the default),
+        and leaves the key's state empty (``[total]``, ``[]``), which an update extends as it
+        would a new key's, moving the key to the end; ``last`` overwrites all three fields.
+        A distinct key in sketch mode would stay in sketch mode: distinct stores are swept
+        at once (``LAZY``). ``state``, ``_make_room``, ``read`` and ``add`` settle first, and
+        the owner settles before it reads at a cutoff past ``_swept`` (a read there could
+        empty a key the sweep keeps, which :meth:`drain` would then pop)."""
+        self._swept = cutoff
+        self._owed = True
+
+    def drain(self) -> bool:
+        """Pop at most ``DRAIN`` keys of the owed sweep; whether some may remain."""
+        if not self._owed:
+            return False
+        keys = self.keys
+        cutoff = self._swept
+        newest = self._newest
+        for _ in _repeat(None, DRAIN):
+            if not keys:
+                break
+            key, state = keys.popitem(False)
+            if newest(state) > cutoff:
+                keys[key] = state
+                keys.move_to_end(key, False)
+                break
+        else:
+            return True
+        self._owed = False
+        return False
+
+    def settle(self) -> None:
+        """Pop every key the owed sweep still holds."""
+        if self._owed:
+            self._sweep(self._swept)
+
+    def stale(self, state: Any) -> bool:
+        """Whether a key's state has no bucket after the last sweep's cutoff (the key may be
+        one an owed sweep has not popped yet)."""
+        return self._newest(state) <= self._swept
+
     @staticmethod
     def _newest(state: Any) -> int:
         raise NotImplementedError
@@ -116,12 +169,14 @@ class KeyedWindow:
     def state(self) -> dict:
         """The last sweep's cutoff and ``[key, key_state]`` pairs in update order (keys as
         lists when they are pairs)."""
+        self.settle()
         keys = [[_key_out(k), self._state_out(s)] for k, s in self.keys.items()]
         return {"swept": self._swept, "keys": keys}
 
     def restore(self, data: dict) -> None:
         """Replace the keys in place (compiled steps hold ``keys`` itself)."""
         self._swept = data["swept"]
+        self._owed = False
         self.keys.clear()
         self.keys.update((_key_in(k), self._state_in(s)) for k, s in data["keys"])
 
@@ -137,6 +192,19 @@ class KeyedWindow:
 
     def _in(self, value: Any) -> Any:
         return int(value) if self.scale != 1 else value
+
+
+def drain_owed(queue: dict, now: int) -> None:
+    """One event's share of the owed sweeps of ``queue`` (stores -> ``None``, the pack's
+    stores that owe one): a store whose cutoff at ``now`` moved past its last sweep is
+    settled (see :meth:`KeyedWindow.defer`), any other pops at most ``DRAIN`` keys; a store
+    that owes nothing more leaves the queue."""
+    for store in list(queue):
+        if now // store.g - store.n > store._swept:
+            store.settle()
+            del queue[store]
+        elif not store.drain():
+            del queue[store]
 
 
 def _key_out(key: Any) -> Any:
@@ -172,6 +240,8 @@ class CountWindow(KeyedWindow):
         cutoff = now // g - self.n
         if idx <= cutoff:
             return
+        if self._owed:
+            self.settle()
         keys = self.keys
         state = keys.get(key)
         if state is None:
@@ -197,6 +267,8 @@ class CountWindow(KeyedWindow):
         return state[-2] if len(state) > 1 else _NEVER
 
     def read(self, key: Any, now: int) -> Any:
+        if self._owed:
+            self.settle()
         state = self.keys.get(key)
         if state is None:
             return 0
@@ -244,6 +316,8 @@ class SumWindow(CountWindow):
         cutoff = now // g - self.n
         if idx <= cutoff:
             return
+        if self._owed:
+            self.settle()
         keys = self.keys
         state = keys.get(key)
         if state is None:
@@ -265,6 +339,8 @@ class SumWindow(CountWindow):
             self._sweep(cutoff)
 
     def read(self, key: Any, now: int) -> Any:
+        if self._owed:
+            self.settle()
         state = self.keys.get(key)
         if state is None:
             total = 0
@@ -295,6 +371,8 @@ class ExtremumWindow(KeyedWindow):
         cutoff = now // g - self.n
         if idx <= cutoff:
             return
+        if self._owed:
+            self.settle()
         keys = self.keys
         state = keys.get(key)
         if state is None:
@@ -328,6 +406,8 @@ class ExtremumWindow(KeyedWindow):
         return state[-2] if state else _NEVER
 
     def read(self, key: Any, now: int) -> Any:
+        if self._owed:
+            self.settle()
         state = self.keys.get(key)
         if state is None:
             return self.default
@@ -377,6 +457,8 @@ class LastWindow(KeyedWindow):
         cutoff = now // g - self.n
         if idx <= cutoff:
             return
+        if self._owed:
+            self.settle()
         keys = self.keys
         state = keys.get(key)
         if state is None:
@@ -398,6 +480,8 @@ class LastWindow(KeyedWindow):
         return state[0]
 
     def read(self, key: Any, now: int) -> Any:
+        if self._owed:
+            self.settle()
         state = self.keys.get(key)
         if state is None or state[0] <= now // self.g - self.n:
             return self.default
@@ -475,6 +559,7 @@ class DistinctWindow(KeyedWindow):
     per-bucket HyperLogLog for that key (see the module docstring)."""
 
     __slots__ = ("exact_limit",)
+    LAZY = False  # see KeyedWindow.defer
 
     def __init__(self, g: int, n: int, max_keys: int, exact_limit: int) -> None:
         super().__init__(g, n, max_keys, 1)
