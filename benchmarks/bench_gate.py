@@ -11,6 +11,15 @@ few seconds). Prints p50 / p99 / p999 and decisions per second for
   ``bench`` extra) on a margin account, limit order, rate limit raised; printed with the ratio
   when the package is importable, else reported absent.
 
+``--instructions`` decides 2,000 requests untimed, each inside one ``operator.call``, for an
+instruction count that the machine's load cannot disturb::
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --collect-atstart=no \
+        --toggle-collect=_operator_call .venv/bin/python benchmarks/bench_gate.py --instructions
+
+counts only the decisions (not the untimed cancels); the ``I refs`` total / 2,000 is the
+instruction count of one decision.
+
 Every timed request is accepted; an untimed ``OrderDone`` cancels it so that the state (20
 resting orders) is the same for each decision. Marks do not move between decisions, so the
 account's cross aggregate is served from the gate's cache as it is between mark ticks.
@@ -19,6 +28,7 @@ account's cross aggregate is served from the gate's cache as it is between mark 
 from __future__ import annotations
 
 import argparse
+import operator
 import os
 import platform
 import sys
@@ -111,6 +121,23 @@ def bench_fengkong(n: int, through_engine: bool) -> tuple[np.ndarray, float]:
     return samples, n / (samples.sum() / 1e9)
 
 
+def count_instructions(n: int) -> None:
+    """``n`` decisions, each inside ``operator.call`` (the callgrind toggle), after as many
+    untimed warm-up decisions; every one accepted and cancelled as in the timed loop."""
+    log, engine = build()
+    gate = engine.component("gate")
+    decide, finish, call = gate._on_request, gate._on_done, operator.call
+    for request, done in requests(log, 0, n, log.ts):
+        decide(request)
+        finish(done)
+    accepted = 0
+    for request, done in requests(log, n, n, log.ts):
+        accepted += type(call(decide, request)[0]) is OrderAccepted
+        finish(done)
+    assert accepted == n, f"only {accepted} of {n} accepted"
+    print(f"{n} decisions")
+
+
 def bench_nautilus(n: int) -> tuple[np.ndarray, float] | None:
     """RiskEngine.execute(SubmitOrder), limit order on a margin account (nautilus test kit)."""
     try:
@@ -182,7 +209,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a few seconds, small n")
     parser.add_argument("-n", type=int, default=None, help="decisions per measure")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="2,000 untimed decisions, each in operator.call (for callgrind)",
+    )
     args = parser.parse_args()
+    if args.instructions:
+        count_instructions(args.n or 2_000)
+        return
     n = args.n or (20_000 if args.smoke else 1_000_000)
     print(f"python {platform.python_version()} on {platform.machine()}, "
           f"load average {os.getloadavg()[0]:.2f}, n = {n:,}")  # fmt: skip

@@ -65,14 +65,6 @@ from fengkong.margin.options import (
     otm_amount,
 )
 from fengkong.market.component import OBSERVED_SCALE
-from fengkong.market.events import (
-    BookTop,
-    FundingDue,
-    IndexConfigured,
-    MarkConfigured,
-    OptionMark,
-    SourcePrice,
-)
 from fengkong.model.enums import (
     InstrumentStatus,
     MarginMode,
@@ -82,7 +74,7 @@ from fengkong.model.enums import (
     PositionSide,
     TimeInForce,
 )
-from fengkong.model.events import Fill, Output, RejectReason, Settlement
+from fengkong.model.events import Fill, Output, RejectReason, event_types
 from fengkong.model.fixed import FixedPointError, format_units, parse_units
 
 __all__ = ["Gate"]
@@ -152,6 +144,35 @@ class _Book:
         self.open_qty: dict[tuple[str, PositionSide, int], int] = {}  # (sym, leg, sign) -> qty
 
 
+class _Context:
+    """One account's new derivative orders on one instrument, resolved for one epoch (no
+    event but order requests and completions in between, which change only the gate's own
+    orders, books and buckets, read live): every check that depends on nothing else is passed
+    once here, so that the per-order path reads integers instead of walking the ledger, the
+    market, the rules and the tier table, and builds no key.
+
+    ``until``: the last event time at which the mark, its index, the cross aggregate and the
+    listing stay usable; ``low`` / ``high``: the price band around the mark; ``worst_cap``:
+    the largest worst-case notional whose bracket allows the account's leverage, with every
+    bracket below it; ``shapes``: (side, type, time in force, position side) -> ``(sign,
+    market price or None, position qty, book key)``, filled as requests arrive."""
+
+    __slots__ = (
+        "account", "capacity", "den", "hedge", "high", "leverage", "linear", "lot", "low",
+        "mark", "math", "max_notional", "max_open", "max_qty", "min_notional", "min_qty", "num",
+        "oi_cap", "position_limit", "prices", "qtys", "refill", "settle", "shapes", "slippage",
+        "surplus", "tick", "until", "worst_cap",
+    )  # fmt: skip
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+
+
+_GENERAL = _Context(float("-inf"))
+"""The context of a pair the fast path does not take (spot, option, isolated, not ACTIVE,
+unknown, no usable mark or aggregate this epoch): no event time is within its ``until``."""
+
+
 def release_share(order: GateOrder, filled: int) -> int:
     """Units of the reservation a fill of ``filled`` contracts consumes: ``reserved × filled /
     remaining`` rounded down, everything on the last fill."""
@@ -181,6 +202,8 @@ class Gate:
         self.buckets: dict[str, tuple[int, int]] = {}  # account -> (milli-tokens, last ts)
         self._books: dict[str, _Book] = {}
         self._epoch = 0
+        self._contexts: dict[tuple[str, str], _Context] = {}
+        """Derived: (account, symbol) -> its new-order context of this epoch."""
         self._surplus: dict[str, dict[str, tuple[int, int, int]]] = {}  # asset -> account
         self.borrowed: dict[str, tuple[str, int]] = {}
         """Spot-margin orders' loans: order id -> (asset, units borrowed at acceptance)."""
@@ -203,17 +226,14 @@ class Gate:
         }
 
     def observers(self) -> dict[type, Any]:
-        bump = self._bump
-        return {
-            Fill: self._on_fill,
-            Settlement: self._on_settlement,
-            SourcePrice: bump,
-            BookTop: bump,
-            IndexConfigured: bump,
-            MarkConfigured: bump,
-            FundingDue: bump,
-            OptionMark: bump,
-        }
+        """Every kind the gate does not own moves the epoch: whatever the ledger or the market
+        change (a mark, a position, a listing's parameters, a margin or position mode) changes
+        only through such an event, so a context or cross aggregate of an older epoch is never
+        read."""
+        owned = self.handlers()
+        observed = {kind: self._bump for kind in event_types() if kind not in owned}
+        observed[Fill] = self._on_fill
+        return observed
 
     def canonical_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -292,7 +312,8 @@ class Gate:
         try:
             action = event.action
             if action == _NEW:
-                return self._new(event, None)
+                accepted = self._accept_new(event)
+                return accepted if accepted is not None else self._new(event, None)
             if action == _CANCEL:
                 return self._cancel(event)
             if action == _REPLACE:
@@ -415,7 +436,6 @@ class Gate:
             mark, why, _until = self.market.mark_status(event.symbol, event.ts)
             if mark is None:
                 raise Refusal(_MARK_REASONS[why], "symbol", event.symbol)
-        tick = instrument.tick_size
         if kind == _LIMIT:
             gap = price - mark if price > mark else mark - price
             if gap * _ONE > rules.band * mark:
@@ -423,12 +443,8 @@ class Gate:
                     R.PRICE_OUTSIDE_BAND, "price", event.price,
                     f"mark {format_units(mark, math.price_scale)}",
                 )  # fmt: skip
-        else:  # market: margined at the worst price its slippage protection allows
-            move = mark * rules.slippage
-            if sign > 0:
-                price = -((-(mark * _ONE + move)) // (_ONE * tick)) * tick
-            else:
-                price = max((mark * _ONE - move) // (_ONE * tick) * tick, tick)
+        else:
+            price = _market_price(mark, sign, rules.slippage, instrument.tick_size)
         # notional at the order's price, rounded up (= math.charge(qty, price, _ONE): rate 1)
         if rules.linear:
             size = -((-qty * price * rules.notional_num) // rules.notional_den)
@@ -470,14 +486,9 @@ class Gate:
         if count >= self.settings.max_open_orders:
             raise Refusal(R.TOO_MANY_OPEN_ORDERS, "account", event.account, f"{count} open")
         settings = self.settings
-        bucket = self.buckets.get(event.account)
-        tokens = capacity = settings.rate_capacity * _MILLI
-        if bucket is not None:  # refill lazily on event time (tokens/s == milli-tokens/ms)
-            tokens, last = bucket
-            if event.ts > last:
-                tokens += (event.ts - last) * settings.rate_per_second
-            if tokens > capacity:
-                tokens = capacity
+        tokens = self._tokens(
+            event.account, event.ts, settings.rate_capacity * _MILLI, settings.rate_per_second
+        )
         if tokens < _MILLI:
             raise Refusal(R.RATE_LIMITED, "account", event.account)
         if rules.spot:
@@ -571,6 +582,218 @@ class Gate:
                           action=event.action, asset=settle, reserved=margin)
         ]  # fmt: skip
 
+    def _accept_new(self, event: OrderRequest) -> list[Output] | None:
+        """The fast path of a new order: accept it when its context (:class:`_Context`) and
+        the live order count, token bucket, open quantity, open interest, debts, wallet and
+        orders' margin plainly pass every check of :meth:`_new`, with the same reservation
+        and the same changes; otherwise None, and :meth:`_new` decides (and names the first
+        failing check). Reduce-only and spot-margin requests always go to :meth:`_new`."""
+        context = self._contexts.get((event.account, event.symbol))
+        if context is None:
+            context = self._context(event)
+        ts = event.ts
+        if ts > context.until or event.reduce_only or event.margin or event.order_id in self.orders:
+            return None
+        shape = context.shapes.get(
+            (event.side, event.order_type, event.time_in_force, event.position_side)
+        )
+        if shape is None:
+            shape = self._shape(context, event)
+            if shape is None:
+                return None
+        sign, price, position_qty, book_key = shape
+        qty = context.qtys.get(event.qty)
+        if qty is None:
+            qty = _first_parse(context.math.remember_qty, event.qty, context.math.qty_scale)
+        if qty is None or qty % context.lot or qty < context.min_qty or qty > context.max_qty:
+            return None
+        if price is None:  # a limit order: its price cached as parsed, on the tick, in the band
+            price = context.prices.get(event.price)
+            if price is None and event.price is not None:
+                price = _first_parse(
+                    context.math.remember_price, event.price, context.math.price_scale
+                )
+            if price is None or price % context.tick or not context.low <= price <= context.high:
+                return None
+        elif event.price is not None:
+            return None
+        if context.linear:
+            size = -((-qty * price * context.num) // context.den)
+        else:
+            size = context.math.charge(qty, price, _ONE)
+        if size < context.min_notional or size > context.max_notional:
+            return None
+        account_id = event.account
+        book = self._books.get(account_id)
+        if book is None:
+            count = same_side = used = 0
+        else:
+            count = book.count
+            same_side = book.open_qty.get(book_key, 0)
+            used = book.margin.get(context.settle, 0)
+        if count >= context.max_open:
+            return None
+        tokens = self._tokens(account_id, ts, context.capacity, context.refill)
+        if tokens < _MILLI:
+            return None
+        exposure = abs(position_qty + sign * (same_side + qty))
+        if exposure > context.position_limit:
+            return None
+        signed = sign * qty
+        if context.oi_cap is not None:
+            opening = max(0, abs(position_qty + signed) - abs(position_qty))
+            if self.ledger.open_interest.get(event.symbol, 0) + opening > context.oi_cap:
+                return None
+        mark = context.mark
+        at = price if price > mark else mark
+        if context.linear:
+            worst = -((-exposure * at * context.num) // context.den)
+        else:
+            worst = context.math.charge(exposure, at, _ONE)
+        if worst > context.worst_cap:
+            return None
+        margin = -((-size) // context.leverage)  # >= 1: size >= 1
+        if (price - mark) * sign > 0:
+            margin += open_loss(context.math, signed, price, mark)
+        debtors = self._debtors
+        if debtors and account_id in debtors:
+            return None
+        settle = context.settle
+        balance = context.account.balances.get(settle)
+        wallet = balance.free if balance is not None else 0
+        if margin > wallet + context.surplus - used:
+            return None
+        # --- accept: what _commit and _add_to_book do, with the keys already at hand ---
+        order_id = event.order_id
+        self.orders[order_id] = GateOrder(
+            order_id, account_id, event.symbol, event.position_side, signed, price,
+            event.reduce_only, False, False, settle, margin,
+        )  # fmt: skip
+        if book is None:
+            book = self._books[account_id] = _Book()
+        book.count = count + 1
+        book.open_qty[book_key] = same_side + qty
+        book.margin[settle] = used + margin
+        self.buckets[account_id] = (tokens - _MILLI, ts)
+        return [
+            OrderAccepted(seq=event.seq, id=event.id, order_id=order_id, action=event.action,
+                          asset=settle, reserved=margin)
+        ]  # fmt: skip
+
+    def _context(self, event: OrderRequest) -> _Context:
+        """Resolve and keep the request's pair's context for this epoch (:data:`_GENERAL`
+        where the fast path does not apply: then every request of the pair goes to
+        :meth:`_new` until the epoch moves)."""
+        context = self._resolve(event.account, event.symbol, event.ts)
+        self._contexts[(event.account, event.symbol)] = context
+        return context
+
+    def _resolve(self, account_id: str, symbol: str, now: int) -> _Context:
+        """The pair's context at event time ``now``: only a cross derivative (not an option)
+        with everything ACTIVE, a usable mark and a cross aggregate gets one, as those are
+        the orders whose checks all reduce to integers known for the whole epoch."""
+        ledger = self.ledger
+        account = ledger.accounts.get(account_id)
+        instrument = ledger.instruments.get(symbol)
+        rules = self.rules.get(symbol)
+        if (
+            account is None
+            or instrument is None
+            or rules is None
+            or rules.spot
+            or rules.option
+            or rules.tiers is None
+            or instrument.status is not _TRADING
+            or self._state_of(account_id, symbol)[0] is not _ACTIVE
+            or account.margin_modes.get(symbol, _CROSS) is not _CROSS
+        ):
+            return _GENERAL
+        mark, _why, until = self.market.mark_status(symbol, now)
+        if mark is None:
+            return _GENERAL
+        try:
+            _epoch, surplus_until, surplus = self._cross_aggregate(account, rules.settle, now)
+        except Refusal:
+            return _GENERAL
+        if instrument.expiry is not None:
+            until = min(until, instrument.expiry - 1)
+        context = _Context(min(until, surplus_until))
+        context.account = account
+        context.hedge = account.position_mode is _HEDGE
+        context.shapes = {}
+        context.math = math = rules.math
+        context.qtys, context.prices = math.parsed_qtys, math.parsed_prices
+        context.lot, context.tick = instrument.lot_size, instrument.tick_size
+        context.min_qty, context.max_qty = instrument.min_qty, instrument.max_qty
+        context.mark, context.slippage = mark, rules.slippage
+        half_band = rules.band * mark // _ONE  # gap * _ONE <= band * mark, gap an integer
+        context.low, context.high = mark - half_band, mark + half_band
+        context.linear, context.num, context.den = (
+            rules.linear,
+            rules.notional_num,
+            rules.notional_den,
+        )
+        context.min_notional = instrument.min_notional
+        context.max_notional = _FOREVER if rules.max_notional is None else rules.max_notional
+        context.position_limit = _FOREVER if rules.position_limit is None else rules.position_limit
+        context.oi_cap = rules.oi_cap
+        settings = self.settings
+        context.max_open = settings.max_open_orders
+        context.capacity = settings.rate_capacity * _MILLI
+        context.refill = settings.rate_per_second
+        context.leverage = leverage = self.leverage.get(symbol, _NO_CACHE).get(
+            account_id, rules.default_leverage
+        )
+        context.worst_cap = -1
+        for cap, tier in zip(rules.tiers.caps, rules.tiers.tiers, strict=True):
+            if leverage > tier.max_leverage:
+                break
+            context.worst_cap = cap
+        context.settle, context.surplus = rules.settle, surplus
+        return context
+
+    def _shape(self, context: _Context, event: OrderRequest) -> tuple[int, int | None, int,
+                                                                     tuple] | None:  # fmt: skip
+        """Check the request's side, type, time in force and position side as :meth:`_new`
+        does and keep, for the pair's later requests of that shape, its sign, a market
+        order's margining price, the position of its leg and its key in the book; None for a
+        shape :meth:`_new` refuses."""
+        sign = _SIGN.get(event.side)
+        kind, tif, leg = event.order_type, event.time_in_force, event.position_side
+        if (
+            sign is None
+            or tif not in _TIFS
+            or (leg == _BOTH) == context.hedge
+            or leg not in (_BOTH, _LONG, _SHORT)
+        ):
+            return None
+        if kind == _LIMIT:
+            price = None
+        elif kind == _MARKET and tif in _MARKET_TIFS:
+            price = _market_price(context.mark, sign, context.slippage, context.tick)
+        else:
+            return None
+        position = context.account.positions.get((event.symbol, leg))
+        shape = (
+            sign,
+            price,
+            position.qty if position is not None else 0,
+            (event.symbol, leg, sign),
+        )
+        context.shapes[(event.side, kind, tif, leg)] = shape
+        return shape
+
+    def _tokens(self, account_id: str, now: int, capacity: int, refill: int) -> int:
+        """The account's token bucket (milli-tokens) at event time ``now``, refilled lazily
+        (tokens/s == milli-tokens/ms), before this request takes its token."""
+        bucket = self.buckets.get(account_id)
+        if bucket is None:
+            return capacity
+        tokens, last = bucket
+        if now > last:
+            tokens += (now - last) * refill
+        return tokens if tokens < capacity else capacity
+
     def _accept_spot(
         self, event: OrderRequest, rules: InstrumentRules, instrument: Any, account: Any,
         signed: int, price: int, replacing: GateOrder | None, tokens: int,
@@ -655,11 +878,16 @@ class Gate:
 
     def _cross_surplus(self, account: Any, asset: str, now: int) -> int:
         """``Σ UPNL − Σ IM`` over the account's cross positions settled in ``asset``, at their
-        marks. Cached until an event that can move a mark or a position (epoch) or until the
-        first of those marks' indexes could age out (``fresh_until``)."""
+        marks (see :meth:`_cross_aggregate`)."""
+        return self._cross_aggregate(account, asset, now)[2]
+
+    def _cross_aggregate(self, account: Any, asset: str, now: int) -> tuple[int, int, int]:
+        """``(epoch, valid_until, Σ UPNL − Σ IM)`` over the account's cross positions settled
+        in ``asset``, at their marks. Cached until an event that can move a mark or a position
+        (epoch) or until the first of those marks' indexes could age out (``valid_until``)."""
         cached = self._surplus.get(asset, _NO_CACHE).get(account.id)
         if cached is not None and cached[0] == self._epoch and now <= cached[1]:
-            return cached[2]
+            return cached
         total = 0
         valid_until = _FOREVER
         for (symbol, _leg), position in account.positions.items():
@@ -691,8 +919,9 @@ class Gate:
             )
             total += unrealized_pnl(math, position.qty, position.entry_value, mark)
             total -= initial_margin(notional(math, position.qty, mark), leverage)
-        self._surplus.setdefault(asset, {})[account.id] = (self._epoch, valid_until, total)
-        return total
+        aggregate = (self._epoch, valid_until, total)
+        self._surplus.setdefault(asset, {})[account.id] = aggregate
+        return aggregate
 
     def _isolated_available(
         self, account: Any, symbol: str, leg: PositionSide, mark: int, rules: InstrumentRules
@@ -835,7 +1064,7 @@ class Gate:
             raise RejectError(RejectReason.INVALID_PARAMETER, "mark_max_age_ms",
                               event.mark_max_age_ms, "must be >= 1")  # fmt: skip
         self.option_configs[event.symbol] = msgspec.structs.replace(event, seq=0, id="", ts=0)
-        self._epoch += 1
+        self._bump()
         return []
 
     # --- books -----------------------------------------------------------------------------
@@ -971,7 +1200,7 @@ class Gate:
         return amount if amount <= locked else locked
 
     def _on_fill(self, event: Fill) -> None:
-        self._epoch += 1
+        self._bump()
         if event.buy_order_id is None and event.sell_order_id is None:
             return
         for order, filled in self._filled_orders(event):
@@ -982,11 +1211,11 @@ class Gate:
             order.reserved -= released
             self._add_to_book(order)
 
-    def _on_settlement(self, event: Settlement) -> None:
+    def _bump(self, _event: object = None) -> None:
+        """A new epoch: the cross aggregates and the new-order contexts of the last one are
+        dropped (their marks, positions or settings may have moved)."""
         self._epoch += 1
-
-    def _bump(self, _event: Any) -> None:
-        self._epoch += 1
+        self._contexts.clear()
 
     # --- admin -----------------------------------------------------------------------------
 
@@ -996,6 +1225,7 @@ class Gate:
             if type(value) is not int or value < 1:
                 raise RejectError(RejectReason.INVALID_PARAMETER, field, value, "must be >= 1")
         self.settings = event
+        self._bump()
         return []
 
     def _on_instrument_configured(self, event: GateInstrumentConfigured) -> list[Output]:
@@ -1014,7 +1244,7 @@ class Gate:
             ledger.assets[instrument.settle].scale,
             ledger.assets[instrument.base].scale,
         )
-        self._epoch += 1
+        self._bump()
 
     def _on_set_leverage(self, event: SetLeverage) -> list[Output]:
         account = self.ledger.accounts.get(event.account)
@@ -1040,7 +1270,7 @@ class Gate:
             raise RejectError(RejectReason.INVALID_PARAMETER, "leverage", event.leverage,
                               f"bracket maximum {maximum}")  # fmt: skip
         self.leverage.setdefault(event.symbol, {})[event.account] = event.leverage
-        self._epoch += 1
+        self._bump()
         return []
 
     def _on_set_trading_state(self, event: SetTradingState) -> list[Output]:
@@ -1048,6 +1278,7 @@ class Gate:
         scope = TradingScope(event.scope)
         if scope is TradingScope.PLATFORM:
             self.platform_state = state
+            self._bump()
             return []
         known = (
             self.ledger.instruments if scope is TradingScope.INSTRUMENT else self.ledger.accounts
@@ -1063,7 +1294,27 @@ class Gate:
             self.states.pop((scope.value, event.target), None)
         else:
             self.states[(scope.value, event.target)] = state
+        self._bump()
         return []
+
+
+def _market_price(mark: int, sign: int, slippage: int, tick: int) -> int:
+    """A market order is margined at the worst price its slippage protection allows: the mark
+    moved by ``slippage`` against the order, on the tick grid, at least one tick."""
+    move = mark * slippage
+    if sign > 0:
+        return -((-(mark * _ONE + move)) // (_ONE * tick)) * tick
+    return max((mark * _ONE - move) // (_ONE * tick) * tick, tick)
+
+
+def _first_parse(remember: Any, text: object, scale: int) -> int | None:
+    """A text the parse cache has not seen: its units, remembered as :meth:`Gate._new` does,
+    or None for a text that :meth:`Gate._new` refuses (it then names the problem)."""
+    try:
+        units = parse_units(text, scale, field="", minimum=1)
+    except FixedPointError:
+        return None
+    return remember(text, units)
 
 
 def _number(text: object, scale: int, field: str) -> int:
