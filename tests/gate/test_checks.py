@@ -233,6 +233,19 @@ def test_derivative_fill_converts_order_margin_into_position_margin() -> None:
     assert gate.available_margin("alice", "USDT", log.ts) == 750 * USDT
 
 
+def test_a_filled_order_done_after_another_of_its_side_closes_cleanly() -> None:
+    """A fully filled order stays open, with no quantity, until its OrderDone; completing
+    another order of the same account, instrument and side first must not take its book
+    entry (it used to: the second OrderDone raised KeyError out of the engine)."""
+    log, engine, gate, _ = _setup()
+    engine.process(order(log, "a", "alice", PERP, "buy", "0.01", "50000"))
+    engine.process(order(log, "b", "alice", PERP, "sell", "0.01", "50000"))
+    engine.process(log.fill(PERP, "50000", "0.01", buyer="alice", seller="mm", buy_order_id="a"))
+    assert engine.process(log.make(OrderDone, order_id="b", reason="cancelled")) == []
+    assert engine.process(log.make(OrderDone, order_id="a", reason="filled")) == []
+    assert gate.orders == {} and gate._books == {}
+
+
 def test_replace_re_checks_with_the_old_reservation_released() -> None:
     log, engine, gate, _ = _setup("1000")
     engine.process(order(log, "a", "alice", PERP, "buy", "0.2", "50000"))

@@ -1074,8 +1074,9 @@ class Gate:
         if book is None:
             book = self._books[order.account] = _Book()
         book.count += 1
-        key = (order.symbol, order.position_side, 1 if order.qty > 0 else -1)
-        book.open_qty[key] = book.open_qty.get(key, 0) + abs(order.qty)
+        if order.qty:  # a filled order open until its OrderDone holds no quantity (no key)
+            key = (order.symbol, order.position_side, 1 if order.qty > 0 else -1)
+            book.open_qty[key] = book.open_qty.get(key, 0) + abs(order.qty)
         if not order.spot and order.reserved:
             margin_key = (order.symbol, order.position_side) if order.isolated else order.asset
             book.margin[margin_key] = book.margin.get(margin_key, 0) + order.reserved
@@ -1083,12 +1084,13 @@ class Gate:
     def _remove_from_book(self, order: GateOrder) -> None:
         book = self._books[order.account]
         book.count -= 1
-        key = (order.symbol, order.position_side, 1 if order.qty > 0 else -1)
-        left = book.open_qty[key] - abs(order.qty)
-        if left:
-            book.open_qty[key] = left
-        else:
-            del book.open_qty[key]
+        if order.qty:
+            key = (order.symbol, order.position_side, 1 if order.qty > 0 else -1)
+            left = book.open_qty[key] - abs(order.qty)
+            if left:
+                book.open_qty[key] = left
+            else:
+                del book.open_qty[key]
         if not order.spot and order.reserved:
             margin_key = (order.symbol, order.position_side) if order.isolated else order.asset
             left = book.margin[margin_key] - order.reserved
