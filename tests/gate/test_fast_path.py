@@ -1,8 +1,8 @@
-"""The new-order fast path (``Gate._accept_new`` over a per-(account, instrument) context)
-against the general path (``Gate._new``).
+"""The new-order fast path (``Gate._on_request`` over a per-(account, instrument) context)
+against the general path (``Gate._decide``).
 
 The fast path accepts a new derivative order when its epoch's context and the live books
-plainly pass every check, and hands everything else to ``_new``. Both must give the same
+plainly pass every check, and hands everything else to ``_decide``. Both must give the same
 outputs (acceptances with the same reservation, refusals with the same reason, field, value
 and message) and the same state hash on every log: here random logs of new, replace and
 cancel requests (valid and malformed: sides, types, times in force, position sides, texts,
@@ -14,19 +14,28 @@ without it.
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fengkong.engine import Engine
+from fengkong.gate import Gate
 from fengkong.gate.events import (
     GateConfigured,
     OrderAccepted,
     OrderDone,
+    OrderRequest,
     SetLeverage,
     SetTradingState,
 )
+from fengkong.ledger.ledger import Ledger
+from fengkong.liquidation.component import LiquidationComponent
+from fengkong.market.component import MarketComponent
 from fengkong.market.events import SourcePrice
 from fengkong.model.events import Deposit, InstrumentParamsChanged, Withdrawal, event_types
+from fengkong.rules.component import RulesComponent
 from tests.conftest import IN_CI
 from tests.factories import STALE_AFTER_MS, Log, gate_config, gated_engine, order, priced, run
 
@@ -43,11 +52,20 @@ QTYS = {
 ACCOUNTS = ["alice", "bob", "carol"]  # one-way cross, hedge mode, isolated on PERP
 
 
+class GeneralGate(Gate):
+    """The gate with every request on the general path."""
+
+    def handlers(self) -> dict[type, Any]:
+        return {**super().handlers(), OrderRequest: self._decide}
+
+
 def reference_engine() -> Engine:
-    """The default engine whose gate decides every new order on the general path."""
-    engine = gated_engine()
-    engine.component("gate")._accept_new = lambda _event: None
-    return engine
+    """The default engine's components, its gate a :class:`GeneralGate`."""
+    ledger = Ledger()
+    market = MarketComponent(ledger)
+    gate = GeneralGate(ledger, market)
+    return Engine([ledger, market, gate, LiquidationComponent(ledger, market, gate),
+                   RulesComponent()])  # fmt: skip
 
 
 def setup_log() -> Log:
@@ -285,8 +303,10 @@ def test_a_plain_cross_limit_order_takes_the_fast_path() -> None:
     fast, _ = run(log.events, gated_engine())
     reference, _ = run(log.events, reference_engine())
     request = order(log, "fast", "alice", PERP, "buy", "0.01", "49990")
-    accepted = fast.component("gate")._accept_new(request)
-    assert accepted is not None and isinstance(accepted[0], OrderAccepted)
+    gate = fast.component("gate")
+    gate._decide = lambda event: pytest.fail(f"general path taken for {event}")
+    accepted = fast.process(request)
+    assert isinstance(accepted[0], OrderAccepted)
     assert accepted == reference.process(request)
     assert fast.state_hash() == reference.state_hash()
 

@@ -308,12 +308,13 @@ class Gate:
 
     # --- order requests --------------------------------------------------------------------
 
-    def _on_request(self, event: OrderRequest) -> list[Output]:
+    def _decide(self, event: OrderRequest) -> list[Output]:
+        """Any request, on the general path: every check in order, the first failing one
+        named in the refusal."""
         try:
             action = event.action
             if action == _NEW:
-                accepted = self._accept_new(event)
-                return accepted if accepted is not None else self._new(event, None)
+                return self._new(event, None)
             if action == _CANCEL:
                 return self._cancel(event)
             if action == _REPLACE:
@@ -582,31 +583,34 @@ class Gate:
                           action=event.action, asset=settle, reserved=margin)
         ]  # fmt: skip
 
-    def _accept_new(self, event: OrderRequest) -> list[Output] | None:
-        """The fast path of a new order: accept it when its context (:class:`_Context`) and
-        the live order count, token bucket, open quantity, open interest, debts, wallet and
-        orders' margin plainly pass every check of :meth:`_new`, with the same reservation
-        and the same changes; otherwise None, and :meth:`_new` decides (and names the first
-        failing check). Reduce-only and spot-margin requests always go to :meth:`_new`."""
+    def _on_request(self, event: OrderRequest) -> list[Output]:
+        """An order request. The fast path: a new order is accepted here when its context
+        (:class:`_Context`) and the live order count, token bucket, open quantity, open
+        interest, debts, wallet and orders' margin plainly pass every check of :meth:`_new`,
+        with the same reservation and the same changes. Anything else (replace, cancel,
+        reduce-only, spot-margin, a check that does not plainly pass) goes to
+        :meth:`_decide`, which names the first failing check."""
+        if event.action != _NEW:
+            return self._decide(event)
         context = self._contexts.get((event.account, event.symbol))
         if context is None:
             context = self._context(event)
         ts = event.ts
         if ts > context.until or event.reduce_only or event.margin or event.order_id in self.orders:
-            return None
+            return self._decide(event)
         shape = context.shapes.get(
             (event.side, event.order_type, event.time_in_force, event.position_side)
         )
         if shape is None:
             shape = self._shape(context, event)
             if shape is None:
-                return None
+                return self._decide(event)
         sign, price, position_qty, book_key = shape
         qty = context.qtys.get(event.qty)
         if qty is None:
             qty = _first_parse(context.math.remember_qty, event.qty, context.math.qty_scale)
         if qty is None or qty % context.lot or qty < context.min_qty or qty > context.max_qty:
-            return None
+            return self._decide(event)
         if price is None:  # a limit order: its price cached as parsed, on the tick, in the band
             price = context.prices.get(event.price)
             if price is None and event.price is not None:
@@ -614,15 +618,15 @@ class Gate:
                     context.math.remember_price, event.price, context.math.price_scale
                 )
             if price is None or price % context.tick or not context.low <= price <= context.high:
-                return None
+                return self._decide(event)
         elif event.price is not None:
-            return None
+            return self._decide(event)
         if context.linear:
             size = -((-qty * price * context.num) // context.den)
         else:
             size = context.math.charge(qty, price, _ONE)
         if size < context.min_notional or size > context.max_notional:
-            return None
+            return self._decide(event)
         account_id = event.account
         book = self._books.get(account_id)
         if book is None:
@@ -632,18 +636,26 @@ class Gate:
             same_side = book.open_qty.get(book_key, 0)
             used = book.margin.get(context.settle, 0)
         if count >= context.max_open:
-            return None
-        tokens = self._tokens(account_id, ts, context.capacity, context.refill)
+            return self._decide(event)
+        bucket = self.buckets.get(account_id)  # as _tokens does (inline: a call costs as much)
+        if bucket is None:
+            tokens = context.capacity
+        else:
+            tokens, last = bucket
+            if ts > last:
+                tokens += (ts - last) * context.refill
+            if tokens > context.capacity:
+                tokens = context.capacity
         if tokens < _MILLI:
-            return None
+            return self._decide(event)
         exposure = abs(position_qty + sign * (same_side + qty))
         if exposure > context.position_limit:
-            return None
+            return self._decide(event)
         signed = sign * qty
         if context.oi_cap is not None:
             opening = max(0, abs(position_qty + signed) - abs(position_qty))
             if self.ledger.open_interest.get(event.symbol, 0) + opening > context.oi_cap:
-                return None
+                return self._decide(event)
         mark = context.mark
         at = price if price > mark else mark
         if context.linear:
@@ -651,18 +663,18 @@ class Gate:
         else:
             worst = context.math.charge(exposure, at, _ONE)
         if worst > context.worst_cap:
-            return None
+            return self._decide(event)
         margin = -((-size) // context.leverage)  # >= 1: size >= 1
         if (price - mark) * sign > 0:
             margin += open_loss(context.math, signed, price, mark)
         debtors = self._debtors
         if debtors and account_id in debtors:
-            return None
+            return self._decide(event)
         settle = context.settle
         balance = context.account.balances.get(settle)
         wallet = balance.free if balance is not None else 0
         if margin > wallet + context.surplus - used:
-            return None
+            return self._decide(event)
         # --- accept: what _commit and _add_to_book do, with the keys already at hand ---
         order_id = event.order_id
         self.orders[order_id] = GateOrder(
