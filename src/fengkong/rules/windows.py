@@ -29,6 +29,8 @@ ascending), so adding to the newest bucket is one index update, and a key's newe
 ``state[-2]``. Keys live in an ``OrderedDict`` in update order: a key whose newest bucket
 advances moves to the end in O(1), and the sweep pops expired keys from the front in O(1)
 each (a plain dict's ``next(iter(...))`` degrades with the holes such moves leave behind).
+A fused step owes the sweeps of count, sum, min, max and last stores, and pops their keys a
+few per event (:meth:`KeyedWindow.defer`), so that no event pays for a whole minute's keys.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from fengkong.rules.sketch import Sketch
 
 DECIMAL_SCALE = 10**18  # decimal amounts are summed exactly as integers of 1e-18 units
 _NEVER = -(2**62)  # the newest bucket of a key with no live bucket
-DRAIN = 4  # keys an owed sweep pops per event (see KeyedWindow.defer)
+DRAIN = 4  # keys a pack's owed sweeps pop per event, between them (see KeyedWindow.defer)
 
 
 class KeyedWindow:
@@ -115,8 +117,8 @@ class KeyedWindow:
                 return
 
     def defer(self, cutoff: int) -> None:
-        """The sweep at ``cutoff``, owed: its keys are popped later, at most ``DRAIN`` per
-        event (:meth:`drain`), so that the event that moves the cutoff does not pay for every
+        """The sweep at ``cutoff``, owed: its keys are popped later, a few per event
+        (:func:`drain_owed`), so that the event that moves the cutoff does not pay for every
         key that expired with it (a hundred and more each minute for a 1 h window).
 
         The store then holds, in front of the keys the sweep keeps, keys the sweep dropped,
@@ -132,25 +134,24 @@ class KeyedWindow:
         self._swept = cutoff
         self._owed = True
 
-    def drain(self) -> bool:
-        """Pop at most ``DRAIN`` keys of the owed sweep; whether some may remain."""
-        if not self._owed:
-            return False
+    def drain(self, limit: int) -> int:
+        """Pop at most ``limit`` keys of the owed sweep; the number popped (the sweep is no
+        longer owed once a live key or no key leads)."""
         keys = self.keys
         cutoff = self._swept
         newest = self._newest
-        for _ in _repeat(None, DRAIN):
-            if not keys:
-                break
+        popped = 0
+        while keys:
+            if popped == limit:
+                return popped
             key, state = keys.popitem(False)
             if newest(state) > cutoff:
                 keys[key] = state
                 keys.move_to_end(key, False)
                 break
-        else:
-            return True
+            popped += 1
         self._owed = False
-        return False
+        return popped
 
     def settle(self) -> None:
         """Pop every key the owed sweep still holds."""
@@ -195,15 +196,18 @@ class KeyedWindow:
 
 
 def drain_owed(queue: dict, now: int) -> None:
-    """One event's share of the owed sweeps of ``queue`` (stores -> ``None``, the pack's
-    stores that owe one): a store whose cutoff at ``now`` moved past its last sweep is
-    settled (see :meth:`KeyedWindow.defer`), any other pops at most ``DRAIN`` keys; a store
-    that owes nothing more leaves the queue."""
+    """One event's share of the owed sweeps of ``queue`` (stores -> ``None``: the stores of
+    one pack that owe one), before the event reads any: a store whose cutoff at ``now``
+    moved past its last sweep is settled (see :meth:`KeyedWindow.defer`), the others pop
+    ``DRAIN`` keys between them, oldest debt first; a store that owes nothing more leaves
+    the queue."""
+    budget = DRAIN
     for store in list(queue):
         if now // store.g - store.n > store._swept:
             store.settle()
-            del queue[store]
-        elif not store.drain():
+        elif budget:
+            budget -= store.drain(budget)
+        if not store._owed:
             del queue[store]
 
 
