@@ -18,16 +18,21 @@ instruction count that the machine's load cannot disturb::
         --toggle-collect=_operator_call .venv/bin/python benchmarks/bench_gate.py --instructions
 
 counts only the decisions (not the untimed cancels); the ``I refs`` total / 2,000 is the
-instruction count of one decision.
+instruction count of one decision. ``--bytecodes`` traces 500 decisions opcode by opcode
+(``sys.settrace``) and prints the Python bytecodes per decision, by function.
 
 Every timed request is accepted; an untimed ``OrderDone`` cancels it so that the state (20
 resting orders) is the same for each decision. Marks do not move between decisions, so the
-account's cross aggregate is served from the gate's cache as it is between mark ticks.
+request takes the gate's fast path: the account's context on the instrument (mark, band, cross
+aggregate, leverage bracket; ``Gate._resolve``) is resolved once and read by every decision,
+as between two events that move the gate's epoch (any event but order requests and
+completions: a price tick, a fill).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import operator
 import os
 import platform
@@ -138,6 +143,37 @@ def count_instructions(n: int) -> None:
     print(f"{n} decisions")
 
 
+def count_bytecodes(n: int) -> None:
+    """Python bytecodes executed per decision (an opcode trace of ``n`` decisions after as
+    many untimed ones), in total and by function; deterministic, unlike the timings."""
+    log, engine = build()
+    gate = engine.component("gate")
+    decide, finish = gate._on_request, gate._on_done
+    for request, done in requests(log, 0, n, log.ts):
+        decide(request)
+        finish(done)
+    by_function: collections.Counter[str] = collections.Counter()
+
+    def opcodes(frame, event, _arg):
+        if event == "opcode":
+            by_function[frame.f_code.co_qualname] += 1
+        return opcodes
+
+    def enter(frame, _event, _arg):
+        frame.f_trace_opcodes, frame.f_trace_lines = True, False
+        return opcodes
+
+    for request, done in requests(log, n, n, log.ts):
+        sys.settrace(enter)
+        answer = decide(request)
+        sys.settrace(None)
+        assert type(answer[0]) is OrderAccepted, answer
+        finish(done)
+    print(f"{by_function.total() / n:.1f} bytecodes per decision ({n} decisions)")
+    for name, count in by_function.most_common():
+        print(f"{count / n:9.1f}  {name}")
+
+
 def bench_nautilus(n: int) -> tuple[np.ndarray, float] | None:
     """RiskEngine.execute(SubmitOrder), limit order on a margin account (nautilus test kit)."""
     try:
@@ -214,7 +250,13 @@ def main() -> None:
         action="store_true",
         help="2,000 untimed decisions, each in operator.call (for callgrind)",
     )
+    parser.add_argument(
+        "--bytecodes", action="store_true", help="Python bytecodes per decision (opcode trace)"
+    )
     args = parser.parse_args()
+    if args.bytecodes:
+        count_bytecodes(args.n or 500)
+        return
     if args.instructions:
         count_instructions(args.n or 2_000)
         return
