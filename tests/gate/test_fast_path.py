@@ -39,7 +39,7 @@ from fengkong.rules.component import RulesComponent
 from tests.conftest import IN_CI
 from tests.factories import STALE_AFTER_MS, Log, gate_config, gated_engine, order, priced, run
 
-EXAMPLES = 600 if IN_CI else 120
+EXAMPLES = 1000 if IN_CI else 200
 
 PERP, INVERSE, FUTURE, SPOT = "BTCUSDT-PERP", "BTCUSD-PERP", "ETHUSDT-260327", "BTCUSDT"
 PRICES = {PERP: 50_000, INVERSE: 50_000, FUTURE: 3_000, SPOT: 50_000}

@@ -26,6 +26,14 @@ and unlock what is left on cancel or expiry. A fill naming an order consumes ``r
 filled / remaining`` (rounded down; the last fill takes the rest): for spot orders the ledger
 moves exactly that from locked to free just before it applies the fill (its ``reservations``
 hook); the gate, observing the accepted fill, reduces the order by the same amount.
+
+Fast path. A new cross derivative order is decided from its account's context on the
+instrument (``_Context``: mark, band, cross aggregate, leverage bracket, listing limits),
+resolved once per epoch; the epoch moves with every event the gate does not own, as the ledger
+and the market change only through those, and the context reads the gate's own books and
+buckets live. A request it cannot plainly accept goes to the general path (``_decide``), which
+runs every check in the order above and names the first that fails; tests/gate/test_fast_path.py
+holds the two paths to the same outputs and state on random logs.
 """
 
 from __future__ import annotations
@@ -695,7 +703,7 @@ class Gate:
     def _context(self, event: OrderRequest) -> _Context:
         """Resolve and keep the request's pair's context for this epoch (:data:`_GENERAL`
         where the fast path does not apply: then every request of the pair goes to
-        :meth:`_new` until the epoch moves)."""
+        :meth:`_decide` until the epoch moves)."""
         context = self._resolve(event.account, event.symbol, event.ts)
         self._contexts[(event.account, event.symbol)] = context
         return context
