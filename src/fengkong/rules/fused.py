@@ -572,7 +572,7 @@ def _update_section(w: _Writer, plan: Any, captured: dict[str, str], result: str
             ran = " and ".join([*tests, f"{i} > {c}", f"{c} > {store}._swept"])
             lines.append(f"        if {ran}:")
             if lazy:
-                lines += [f"            {store}.defer({c})", f"            _OWED[{store}] = None"]
+                lines.append(f"            _OWED[{store}] = {store}.defer({c})")
             else:
                 lines.append(f"            {store}._sweep({c})")
         swept = [f"{store}._swept" for _, store, _, _ in updates]

@@ -40,6 +40,7 @@ from collections import OrderedDict, deque
 from collections import deque as _deque
 from itertools import compress as _compress
 from itertools import count as _count
+from itertools import islice as _islice
 from itertools import repeat as _repeat
 from operator import itemgetter
 from typing import Any
@@ -87,36 +88,44 @@ class KeyedWindow:
     def _sweep(self, cutoff: int) -> None:
         """Drop keys, oldest update first, whose newest bucket has left the window: the
         leading run of keys with ``newest(state) <= cutoff``, up to the first live key
-        (with the keys an owed sweep has not popped yet, which lead that run).
+        (with the keys an owed sweep has not popped yet, which lead that run)."""
+        self._swept = cutoff
+        self._owed = False
+        self._pop_expired(cutoff, len(self.keys))
+
+    def _pop_expired(self, cutoff: int, limit: int) -> int:
+        """Pop at most ``limit`` keys of the leading run with ``newest(state) <= cutoff``;
+        the number popped (fewer than ``limit`` once a live key or no key leads).
 
         The run is measured and popped at C speed (``_NEWEST`` is an ``itemgetter`` of the
         state's newest bucket, when the subclass has one): a sweep after a busy minute pops
         a hundred keys or more in one event. A state that has no newest bucket to get
         (``IndexError``: every bucket expired by a read) falls back to the loop."""
-        self._swept = cutoff
-        self._owed = False
         keys = self.keys
         getter = self._NEWEST
         if getter is not None:
             try:
-                run = next(_compress(_count(), map(cutoff.__lt__, map(getter, keys.values()))), -1)
+                newest = map(getter, _islice(keys.values(), limit))
+                run = next(_compress(_count(), map(cutoff.__lt__, newest)), -1)
             except IndexError:
                 pass
             else:
                 if run < 0:
-                    run = len(keys)
+                    run = min(limit, len(keys))
                 _deque(map(keys.popitem, _repeat(False, run)), 0)
-                return
+                return run
         newest = self._newest
-        popitem = keys.popitem
-        while keys:
-            key, state = popitem(False)
+        popped = 0
+        while keys and popped < limit:
+            key, state = keys.popitem(False)
             if newest(state) > cutoff:
                 keys[key] = state
                 keys.move_to_end(key, False)
-                return
+                break
+            popped += 1
+        return popped
 
-    def defer(self, cutoff: int) -> None:
+    def defer(self, cutoff: int) -> int:
         """The sweep at ``cutoff``, owed: its keys are popped later, a few per event
         (:func:`drain_owed`), so that the event that moves the cutoff does not pay for every
         key that expired with it (a hundred and more each minute for a 1 h window).
@@ -130,27 +139,20 @@ class KeyedWindow:
         A distinct key in sketch mode would stay in sketch mode: distinct stores are swept
         at once (``LAZY``). ``state``, ``_make_room``, ``read`` and ``add`` settle first, and
         the owner settles before it reads at a cutoff past ``_swept`` (a read there could
-        empty a key the sweep keeps, which :meth:`drain` would then pop)."""
+        empty a key the sweep keeps, which :meth:`drain` would then pop).
+
+        Returns the first ``now`` whose cutoff passes ``cutoff``: ``now // g - n > cutoff``
+        exactly when ``now >= (cutoff + n + 1) * g``."""
         self._swept = cutoff
         self._owed = True
+        return (cutoff + self.n + 1) * self.g
 
     def drain(self, limit: int) -> int:
         """Pop at most ``limit`` keys of the owed sweep; the number popped (the sweep is no
         longer owed once a live key or no key leads)."""
-        keys = self.keys
-        cutoff = self._swept
-        newest = self._newest
-        popped = 0
-        while keys:
-            if popped == limit:
-                return popped
-            key, state = keys.popitem(False)
-            if newest(state) > cutoff:
-                keys[key] = state
-                keys.move_to_end(key, False)
-                break
-            popped += 1
-        self._owed = False
+        popped = self._pop_expired(self._swept, limit)
+        if popped < limit or not self.keys:
+            self._owed = False
         return popped
 
     def settle(self) -> None:
@@ -196,14 +198,14 @@ class KeyedWindow:
 
 
 def drain_owed(queue: dict, now: int) -> None:
-    """One event's share of the owed sweeps of ``queue`` (stores -> ``None``: the stores of
-    one pack that owe one), before the event reads any: a store whose cutoff at ``now``
-    moved past its last sweep is settled (see :meth:`KeyedWindow.defer`), the others pop
-    ``DRAIN`` keys between them, oldest debt first; a store that owes nothing more leaves
-    the queue."""
+    """One event's share of the owed sweeps of ``queue`` (the stores of one pack that owe
+    one, each -> the ``now`` from which it must settle, from :meth:`KeyedWindow.defer`),
+    before the event reads any: a store whose cutoff at ``now`` passed its last sweep is
+    settled, the others pop ``DRAIN`` keys between them, oldest debt first; a store that
+    owes nothing more leaves the queue."""
     budget = DRAIN
-    for store in list(queue):
-        if now // store.g - store.n > store._swept:
+    for store, due in list(queue.items()):
+        if now >= due:
             store.settle()
         elif budget:
             budget -= store.drain(budget)
