@@ -19,7 +19,9 @@ instruction count that the machine's load cannot disturb::
 
 counts only the decisions (not the untimed cancels); the ``I refs`` total / 2,000 is the
 instruction count of one decision. ``--bytecodes`` traces 500 decisions opcode by opcode
-(``sys.settrace``) and prints the Python bytecodes per decision, by function.
+(``sys.settrace``) and prints the Python bytecodes per decision, by function; with ``--cold``
+the gate's epoch moves (untraced) before each decision, as any price tick or fill between two
+requests moves it, so that each decision first resolves its context.
 
 Every timed request is accepted; an untimed ``OrderDone`` cancels it so that the state (20
 resting orders) is the same for each decision. Marks do not move between decisions, so the
@@ -143,7 +145,7 @@ def count_instructions(n: int) -> None:
     print(f"{n} decisions")
 
 
-def count_bytecodes(n: int) -> None:
+def count_bytecodes(n: int, cold: bool) -> None:
     """Python bytecodes executed per decision (an opcode trace of ``n`` decisions after as
     many untimed ones), in total and by function; deterministic, unlike the timings."""
     log, engine = build()
@@ -164,12 +166,15 @@ def count_bytecodes(n: int) -> None:
         return opcodes
 
     for request, done in requests(log, n, n, log.ts):
+        if cold:
+            gate._bump()
         sys.settrace(enter)
         answer = decide(request)
         sys.settrace(None)
         assert type(answer[0]) is OrderAccepted, answer
         finish(done)
-    print(f"{by_function.total() / n:.1f} bytecodes per decision ({n} decisions)")
+    print(f"{by_function.total() / n:.1f} bytecodes per {'cold ' if cold else ''}decision "
+          f"({n} decisions)")  # fmt: skip
     for name, count in by_function.most_common():
         print(f"{count / n:9.1f}  {name}")
 
@@ -253,9 +258,12 @@ def main() -> None:
     parser.add_argument(
         "--bytecodes", action="store_true", help="Python bytecodes per decision (opcode trace)"
     )
+    parser.add_argument(
+        "--cold", action="store_true", help="with --bytecodes: a new epoch before each decision"
+    )
     args = parser.parse_args()
     if args.bytecodes:
-        count_bytecodes(args.n or 500)
+        count_bytecodes(args.n or 500, args.cold)
         return
     if args.instructions:
         count_instructions(args.n or 2_000)
