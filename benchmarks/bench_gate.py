@@ -27,8 +27,7 @@ Every timed request is accepted; an untimed ``OrderDone`` cancels it so that the
 resting orders) is the same for each decision. Marks do not move between decisions, so the
 request takes the gate's fast path: the account's context on the instrument (mark, band, cross
 aggregate, leverage bracket; ``Gate._resolve``) is resolved once and read by every decision,
-as between two events that move the gate's epoch (any event but order requests and
-completions: a price tick, a fill).
+as between two events the gate does not own (a price tick, a fill, a deposit).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The new-order fast path (``Gate._on_request`` over a per-(account, instrument) context)
 against the general path (``Gate._decide``).
 
-The fast path accepts a new derivative order when its epoch's context and the live books
+The fast path accepts a new derivative order when its pair's context and the live books
 plainly pass every check, and hands everything else to ``_decide``. Both must give the same
 outputs (acceptances with the same reservation, refusals with the same reason, field, value
 and message) and the same state hash on every log: here random logs of new, replace and
@@ -311,9 +311,9 @@ def test_a_plain_cross_limit_order_takes_the_fast_path() -> None:
     assert fast.state_hash() == reference.state_hash()
 
 
-def test_every_event_kind_the_gate_does_not_own_starts_a_new_epoch() -> None:
-    """A context may be read only within its epoch: the ledger and the market change state
-    only through events, and the gate observes every kind it does not own itself."""
+def test_every_event_kind_the_gate_does_not_own_drops_the_contexts() -> None:
+    """A context may be read only until the next event the gate does not own: the ledger and
+    the market change state only through events, and the gate observes every such kind."""
     gate = gated_engine().component("gate")
     observed = set(gate.observers())
     assert observed == set(event_types()) - set(gate.handlers())
@@ -321,7 +321,7 @@ def test_every_event_kind_the_gate_does_not_own_starts_a_new_epoch() -> None:
 
 def test_a_trading_state_change_drops_the_context_of_the_pair() -> None:
     """An account halted right after an accepted order (no other event between): its next
-    order is refused, not accepted from the context of the epoch before."""
+    order is refused, not accepted from the context resolved before."""
     log = setup_log()
     engine, _ = run(log.events, gated_engine())
     first = engine.process(order(log, "a1", "alice", PERP, "buy", "0.01", "49990"))

@@ -29,11 +29,11 @@ hook); the gate, observing the accepted fill, reduces the order by the same amou
 
 Fast path. A new cross derivative order is decided from its account's context on the
 instrument (``_Context``: mark, band, cross aggregate, leverage bracket, listing limits),
-resolved once per epoch; the epoch moves with every event the gate does not own, as the ledger
-and the market change only through those, and the context reads the gate's own books and
-buckets live. A request it cannot plainly accept goes to the general path (``_decide``), which
-runs every check in the order above and names the first that fails; tests/gate/test_fast_path.py
-holds the two paths to the same outputs and state on random logs.
+resolved once and kept until the next event the gate does not own (the ledger and the market
+change only through those); it reads the gate's own books and buckets live. A request it
+cannot plainly accept goes to the general path (``_decide``), which runs every check in the
+order above and names the first that fails; tests/gate/test_fast_path.py holds the two paths
+to the same outputs and state on random logs.
 """
 
 from __future__ import annotations
@@ -73,6 +73,14 @@ from fengkong.margin.options import (
     otm_amount,
 )
 from fengkong.market.component import OBSERVED_SCALE
+from fengkong.market.events import (
+    BookTop,
+    FundingDue,
+    IndexConfigured,
+    MarkConfigured,
+    OptionMark,
+    SourcePrice,
+)
 from fengkong.model.enums import (
     InstrumentStatus,
     MarginMode,
@@ -82,7 +90,7 @@ from fengkong.model.enums import (
     PositionSide,
     TimeInForce,
 )
-from fengkong.model.events import Fill, Output, RejectReason, event_types
+from fengkong.model.events import Fill, Output, RejectReason, Settlement, event_types
 from fengkong.model.fixed import FixedPointError, format_units, parse_units
 
 __all__ = ["Gate"]
@@ -153,9 +161,9 @@ class _Book:
 
 
 class _Context:
-    """One account's new derivative orders on one instrument, resolved for one epoch (no
-    event but order requests and completions in between, which change only the gate's own
-    orders, books and buckets, read live): every check that depends on nothing else is passed
+    """One account's new derivative orders on one instrument, resolved once and kept while
+    only order requests and completions arrive (they change only the gate's own orders,
+    books and buckets, read live): every check that depends on nothing else is passed
     once here, so that the per-order path reads integers instead of walking the ledger, the
     market, the rules and the tier table, and builds no key.
 
@@ -178,7 +186,8 @@ class _Context:
 
 _GENERAL = _Context(float("-inf"))
 """The context of a pair the fast path does not take (spot, option, isolated, not ACTIVE,
-unknown, no usable mark or aggregate this epoch): no event time is within its ``until``."""
+unknown, no usable mark or aggregate at resolution): no event time is within its
+``until``."""
 
 
 def release_share(order: GateOrder, filled: int) -> int:
@@ -211,7 +220,8 @@ class Gate:
         self._books: dict[str, _Book] = {}
         self._epoch = 0
         self._contexts: dict[tuple[str, str], _Context] = {}
-        """Derived: (account, symbol) -> its new-order context of this epoch."""
+        """Derived: (account, symbol) -> its new-order context, dropped by every event the gate
+        does not own (``_drop_contexts``)."""
         self._surplus: dict[str, dict[str, tuple[int, int, int]]] = {}  # asset -> account
         self.borrowed: dict[str, tuple[str, int]] = {}
         """Spot-margin orders' loans: order id -> (asset, units borrowed at acceptance)."""
@@ -234,13 +244,17 @@ class Gate:
         }
 
     def observers(self) -> dict[type, Any]:
-        """Every kind the gate does not own moves the epoch: whatever the ledger or the market
-        change (a mark, a position, a listing's parameters, a margin or position mode) changes
-        only through such an event, so a context or cross aggregate of an older epoch is never
-        read."""
+        """Every kind the gate does not own drops the new-order contexts: whatever the ledger
+        or the market change (a balance, a listing's parameters, a margin or position mode)
+        changes only through such an event. Those that can move a mark or a position also
+        start a new epoch of the cross aggregates."""
         owned = self.handlers()
-        observed = {kind: self._bump for kind in event_types() if kind not in owned}
-        observed[Fill] = self._on_fill
+        observed = {kind: self._drop_contexts for kind in event_types() if kind not in owned}
+        bump = self._bump
+        observed.update({
+            Fill: self._on_fill, Settlement: bump, SourcePrice: bump, BookTop: bump,
+            IndexConfigured: bump, MarkConfigured: bump, FundingDue: bump, OptionMark: bump,
+        })  # fmt: skip
         return observed
 
     def canonical_state(self) -> dict[str, Any]:
@@ -701,9 +715,9 @@ class Gate:
         ]  # fmt: skip
 
     def _context(self, event: OrderRequest) -> _Context:
-        """Resolve and keep the request's pair's context for this epoch (:data:`_GENERAL`
-        where the fast path does not apply: then every request of the pair goes to
-        :meth:`_decide` until the epoch moves)."""
+        """Resolve and keep the request's pair's context (:data:`_GENERAL` where the fast path
+        does not apply: then every request of the pair goes to :meth:`_decide` until the
+        contexts are dropped)."""
         context = self._resolve(event.account, event.symbol, event.ts)
         self._contexts[(event.account, event.symbol)] = context
         return context
@@ -711,7 +725,8 @@ class Gate:
     def _resolve(self, account_id: str, symbol: str, now: int) -> _Context:
         """The pair's context at event time ``now``: only a cross derivative (not an option)
         with everything ACTIVE, a usable mark and a cross aggregate gets one, as those are
-        the orders whose checks all reduce to integers known for the whole epoch."""
+        the orders whose checks all reduce to integers known until the next event the gate
+        does not own."""
         ledger = self.ledger
         account = ledger.accounts.get(account_id)
         instrument = ledger.instruments.get(symbol)
@@ -1235,8 +1250,13 @@ class Gate:
 
     def _bump(self, _event: object = None) -> None:
         """A new epoch: the cross aggregates and the new-order contexts of the last one are
-        dropped (their marks, positions or settings may have moved)."""
+        dropped (their marks or positions may have moved)."""
         self._epoch += 1
+        self._contexts.clear()
+
+    def _drop_contexts(self, _event: object = None) -> None:
+        """The new-order contexts are dropped (a setting, state or balance they read may have
+        changed); the cross aggregates stand."""
         self._contexts.clear()
 
     # --- admin -----------------------------------------------------------------------------
@@ -1247,7 +1267,7 @@ class Gate:
             if type(value) is not int or value < 1:
                 raise RejectError(RejectReason.INVALID_PARAMETER, field, value, "must be >= 1")
         self.settings = event
-        self._bump()
+        self._drop_contexts()
         return []
 
     def _on_instrument_configured(self, event: GateInstrumentConfigured) -> list[Output]:
@@ -1300,7 +1320,7 @@ class Gate:
         scope = TradingScope(event.scope)
         if scope is TradingScope.PLATFORM:
             self.platform_state = state
-            self._bump()
+            self._drop_contexts()
             return []
         known = (
             self.ledger.instruments if scope is TradingScope.INSTRUMENT else self.ledger.accounts
@@ -1316,7 +1336,7 @@ class Gate:
             self.states.pop((scope.value, event.target), None)
         else:
             self.states[(scope.value, event.target)] = state
-        self._bump()
+        self._drop_contexts()
         return []
 
 
