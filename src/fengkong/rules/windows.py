@@ -40,7 +40,6 @@ from collections import OrderedDict, deque
 from collections import deque as _deque
 from itertools import compress as _compress
 from itertools import count as _count
-from itertools import islice as _islice
 from itertools import repeat as _repeat
 from operator import itemgetter
 from typing import Any
@@ -88,32 +87,32 @@ class KeyedWindow:
     def _sweep(self, cutoff: int) -> None:
         """Drop keys, oldest update first, whose newest bucket has left the window: the
         leading run of keys with ``newest(state) <= cutoff``, up to the first live key
-        (with the keys an owed sweep has not popped yet, which lead that run)."""
-        self._swept = cutoff
-        self._owed = False
-        self._pop_expired(cutoff, len(self.keys))
-
-    def _pop_expired(self, cutoff: int, limit: int) -> int:
-        """Pop at most ``limit`` keys of the leading run with ``newest(state) <= cutoff``;
-        the number popped (fewer than ``limit`` once a live key or no key leads).
+        (with the keys an owed sweep has not popped yet, which lead that run).
 
         The run is measured and popped at C speed (``_NEWEST`` is an ``itemgetter`` of the
         state's newest bucket, when the subclass has one): a sweep after a busy minute pops
         a hundred keys or more in one event. A state that has no newest bucket to get
         (``IndexError``: every bucket expired by a read) falls back to the loop."""
+        self._swept = cutoff
+        self._owed = False
         keys = self.keys
         getter = self._NEWEST
         if getter is not None:
             try:
-                newest = map(getter, _islice(keys.values(), limit))
-                run = next(_compress(_count(), map(cutoff.__lt__, newest)), -1)
+                run = next(_compress(_count(), map(cutoff.__lt__, map(getter, keys.values()))), -1)
             except IndexError:
                 pass
             else:
                 if run < 0:
-                    run = min(limit, len(keys))
+                    run = len(keys)
                 _deque(map(keys.popitem, _repeat(False, run)), 0)
-                return run
+                return
+        self._pop_expired(cutoff, len(keys))
+
+    def _pop_expired(self, cutoff: int, limit: int) -> int:
+        """Pop at most ``limit`` keys of the leading run with ``newest(state) <= cutoff``, one
+        by one; the number popped (fewer than ``limit`` once a live key or no key leads)."""
+        keys = self.keys
         newest = self._newest
         popped = 0
         while keys and popped < limit:
@@ -149,7 +148,8 @@ class KeyedWindow:
 
     def drain(self, limit: int) -> int:
         """Pop at most ``limit`` keys of the owed sweep; the number popped (the sweep is no
-        longer owed once a live key or no key leads)."""
+        longer owed once a live key or no key leads). One by one: for a few keys, the C-speed
+        run of :meth:`_sweep` costs more in iterator objects than it saves."""
         popped = self._pop_expired(self._swept, limit)
         if popped < limit or not self.keys:
             self._owed = False
