@@ -20,6 +20,14 @@ from fengkong.rules import pack as pack_module
 from fengkong.rules import windows
 from fengkong.rules.component import RulesComponent
 from fengkong.rules.events import Login, RulePackLoaded, WithdrawalRequest
+from fengkong.rules.windows import (
+    CountWindow,
+    DistinctWindow,
+    ExtremumWindow,
+    LastWindow,
+    SumWindow,
+    _Distinct,
+)
 from tests.rules.kit import T0, pack_text, rule, withdrawal
 
 SECOND = 1_000
@@ -349,6 +357,44 @@ def reference_sweep(store, cutoff: int) -> None:
             return
 
 
+def make_store(agg: str):
+    """A store of one bucket width (1) and 10 buckets, for the sweep tests."""
+    if agg == "count":
+        return CountWindow(1, 10, 100, 1)
+    if agg == "sum":
+        return SumWindow(1, 10, 100, 1)
+    if agg == "max":
+        return ExtremumWindow(1, 10, 100, 1, max, 0)
+    if agg == "last":
+        return LastWindow(1, 10, 100, 1, "")
+    return DistinctWindow(1, 10, 100, 5)
+
+
+def key_state(agg: str, bucket: int | None):
+    """A key's state whose newest bucket is ``bucket`` (``None``: no live bucket at all:
+    ``[total]``, ``[]``, an empty distinct)."""
+    if agg in ("count", "sum"):
+        return [0] if bucket is None else [3, max(0, bucket - 2), 1, bucket, 2]
+    if agg == "max":
+        return [] if bucket is None else [bucket, 5]
+    if agg == "last":
+        return [bucket if bucket is not None else -5, 0, "x"]
+    made = _Distinct()
+    if bucket is not None:
+        made["v"] = bucket
+        made.order.append(bucket)
+    return made
+
+
+def filled(agg: str, newest: list) -> tuple:
+    """Two stores holding the same keys, in order, with the newest buckets ``newest``."""
+    one, two = make_store(agg), make_store(agg)
+    for i, bucket in enumerate(newest):
+        one.keys[f"k{i}"] = key_state(agg, bucket)
+        two.keys[f"k{i}"] = key_state(agg, bucket)
+    return one, two
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     agg=st.sampled_from(["count", "sum", "max", "last", "distinct"]),
@@ -358,44 +404,34 @@ def reference_sweep(store, cutoff: int) -> None:
 def test_the_sweep_at_c_speed_drops_what_the_loop_drops(agg, newest, cutoff):
     """Keys in any order, some with no live bucket at all (``[total]``, ``[]``, an empty
     distinct), the cutoff anywhere: the same keys remain, in the same order."""
-    from fengkong.rules.windows import (
-        CountWindow,
-        DistinctWindow,
-        ExtremumWindow,
-        LastWindow,
-        SumWindow,
-        _Distinct,
-    )
-
-    def make():
-        if agg == "count":
-            return CountWindow(1, 10, 100, 1)
-        if agg == "sum":
-            return SumWindow(1, 10, 100, 1)
-        if agg == "max":
-            return ExtremumWindow(1, 10, 100, 1, max, 0)
-        if agg == "last":
-            return LastWindow(1, 10, 100, 1, "")
-        return DistinctWindow(1, 10, 100, 5)
-
-    def state(bucket):
-        if agg in ("count", "sum"):
-            return [0] if bucket is None else [3, max(0, bucket - 2), 1, bucket, 2]
-        if agg == "max":
-            return [] if bucket is None else [bucket, 5]
-        if agg == "last":
-            return [bucket if bucket is not None else -5, 0, "x"]
-        made = _Distinct()
-        if bucket is not None:
-            made["v"] = bucket
-            made.order.append(bucket)
-        return made
-
-    fast, slow = make(), make()
-    for i, bucket in enumerate(newest):
-        fast.keys[f"k{i}"] = state(bucket)
-        slow.keys[f"k{i}"] = state(bucket)
+    fast, slow = filled(agg, newest)
     fast._sweep(cutoff)
     reference_sweep(slow, cutoff)
     assert list(fast.keys) == list(slow.keys)
     assert fast._swept == slow._swept == cutoff
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    agg=st.sampled_from(["count", "sum", "max", "last"]),
+    newest=st.lists(st.one_of(st.none(), st.integers(0, 12)), max_size=30),
+    cutoff=st.integers(-1, 13),
+    limits=st.lists(st.integers(1, 4), min_size=1, max_size=12),
+)
+def test_an_owed_sweep_drained_a_few_keys_at_a_time_drops_what_the_sweep_drops(
+    agg, newest, cutoff, limits
+):
+    """While owed, the store holds the keys the sweep keeps behind some of those it drops
+    (each stale); drained in chunks and then settled, it holds exactly the sweep's keys."""
+    owed, swept = filled(agg, newest)
+    owed.defer(cutoff)
+    reference_sweep(swept, cutoff)
+    kept = list(swept.keys)
+    for limit in limits:
+        assert owed.drain(limit) <= limit
+        keys = list(owed.keys)
+        assert keys[len(keys) - len(kept) :] == kept
+        assert all(owed.stale(owed.keys[k]) for k in keys[: len(keys) - len(kept)])
+    owed.settle()
+    assert list(owed.keys) == kept
+    assert not owed._owed and owed._swept == cutoff
