@@ -159,6 +159,23 @@ def test_what_the_venue_cannot_fill_is_deleveraged_against_the_top_ranked_opposi
     assert not of(after, SocializedLoss) and not engine.component("liquidation").orders
 
 
+def test_the_gate_sees_a_deleveraged_position_closed():
+    """ADL closes positions at LiquidationOrderDone: the gate's cached cross aggregate of the
+    deleveraged account must not outlive it (it counted bob's closed short's +1,000 UPNL on
+    top of the wallet that now holds it: 2,529 USDT available instead of 2,000)."""
+    accounts = {"alice": "1000", "bob": "1000", "mm1": "10000000", "mm2": "10000000"}
+    fills = [("alice", "mm1", "50000", "0.2"), ("mm2", "bob", "50000", "0.2")]
+    log = scene(accounts, fills)
+    mark(log, "45100")
+    engine, outputs = run(log.events)
+    (order,) = of(outputs, LiquidationOrder)
+    gate = engine.component("gate")
+    gate.available_margin("bob", "USDT", log.ts)  # cached with bob's short open
+    _, after = run([log.make(LiquidationOrderDone, order_id=order.order_id)], engine)
+    assert of(after, AutoDeleveraged)
+    assert gate.available_margin("bob", "USDT", log.ts) == 2000 * USDT  # the wallet, no position
+
+
 def test_with_adl_off_the_remainder_is_resent_without_a_limit_and_its_loss_socialized():
     log = scene(ALICE, ALICE_LONG, adl=False)
     mark(log, "45100")

@@ -64,6 +64,7 @@ from fengkong.gate.events import (
 from fengkong.gate.rules import InstrumentRules, resolve_rules
 from fengkong.ledger.contracts import RATE_SCALE
 from fengkong.ledger.loans import LoanRefusal, LoanRejectReason, LoanRepaid
+from fengkong.liquidation.events import LiquidationFill, LiquidationOrderDone
 from fengkong.margin.contract import initial_margin, notional, open_loss, unrealized_pnl
 from fengkong.margin.options import (
     YEAR_MS,
@@ -254,6 +255,7 @@ class Gate:
         observed.update({
             Fill: self._on_fill, Settlement: bump, SourcePrice: bump, BookTop: bump,
             IndexConfigured: bump, MarkConfigured: bump, FundingDue: bump, OptionMark: bump,
+            LiquidationFill: bump, LiquidationOrderDone: bump,  # clearing legs; ADL closes
         })  # fmt: skip
         return observed
 
