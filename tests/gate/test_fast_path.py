@@ -2,7 +2,8 @@
 against the general path (``Gate._decide``).
 
 The fast path accepts a new derivative order when its pair's context and the live books
-plainly pass every check, and hands everything else to ``_decide``. Both must give the same
+plainly pass every check, and hands everything else to ``_decide``. The reference decides
+every request on the general path with nothing cached. Both must give the same
 outputs (acceptances with the same reservation, refusals with the same reason, field, value
 and message) and the same state hash on every log: here random logs of new, replace and
 cancel requests (valid and malformed: sides, types, times in force, position sides, texts,
@@ -53,10 +54,16 @@ ACCOUNTS = ["alice", "bob", "carol"]  # one-way cross, hedge mode, isolated on P
 
 
 class GeneralGate(Gate):
-    """The gate with every request on the general path."""
+    """The gate with every request on the general path and nothing cached: each request
+    starts a new epoch, so its cross aggregate is computed afresh (the caches, like the fast
+    path, must never change an answer)."""
 
     def handlers(self) -> dict[type, Any]:
-        return {**super().handlers(), OrderRequest: self._decide}
+        return {**super().handlers(), OrderRequest: self._decide_afresh}
+
+    def _decide_afresh(self, event: OrderRequest) -> list:
+        self._bump()
+        return self._decide(event)
 
 
 def reference_engine() -> Engine:
