@@ -336,3 +336,31 @@ def test_a_trading_state_change_drops_the_context_of_the_pair() -> None:
     engine.process(log.make(SetTradingState, scope="account", target="alice", state="halted"))
     (refused,) = engine.process(order(log, "a2", "alice", PERP, "buy", "0.01", "49990"))
     assert refused.reason == "account_halted"
+
+
+def test_a_fill_between_other_accounts_keeps_the_context_and_the_fills_own_are_redone() -> None:
+    """A fill moves no mark: a third account's context stands (its next order is decided
+    without resolving it again), while the buyer's and seller's are resolved afresh."""
+    log = setup_log()
+    engine, _ = run(log.events, gated_engine())
+    reference, _ = run(log.events, reference_engine())
+    gate = engine.component("gate")
+    resolved: list[str] = []
+    resolve = gate._resolve
+    gate._resolve = lambda account, symbol, now: (
+        resolved.append(account) or resolve(account, symbol, now)
+    )
+    events = [
+        order(log, "a1", "alice", PERP, "buy", "0.01", "49990"),
+        order(log, "b1", "bob", PERP, "buy", "0.01", "49990", position_side="long"),
+        fill := log.fill(PERP, "50000", "0.5", buyer="alice", seller="mm"),
+        order(log, "a2", "alice", PERP, "buy", "0.01", "49990"),
+        order(log, "b2", "bob", PERP, "sell", "0.01", "50010", position_side="short"),
+    ]
+    for event in events:
+        answer = engine.process(event)
+        assert answer == reference.process(event), event
+        assert event is fill or isinstance(answer[0], OrderAccepted), answer
+    assert engine.component("ledger").open_interest[PERP] == 500  # the fill was applied
+    assert resolved == ["alice", "bob", "alice"]
+    assert engine.state_hash() == reference.state_hash()

@@ -30,10 +30,11 @@ hook); the gate, observing the accepted fill, reduces the order by the same amou
 Fast path. A new cross derivative order is decided from its account's context on the
 instrument (``_Context``: mark, band, cross aggregate, leverage bracket, listing limits),
 resolved once and kept until the next event the gate does not own (the ledger and the market
-change only through those); it reads the gate's own books and buckets live. A request it
-cannot plainly accept goes to the general path (``_decide``), which runs every check in the
-order above and names the first that fails; tests/gate/test_fast_path.py holds the two paths
-to the same outputs and state on random logs.
+change only through those; a fill drops only its two accounts' contexts, as it moves no
+mark); it reads the gate's own books and buckets live. A request it cannot plainly accept
+goes to the general path (``_decide``), which runs every check in the order above and names
+the first that fails; tests/gate/test_fast_path.py holds the two paths, the reference with
+nothing cached, to the same outputs and state on random logs.
 """
 
 from __future__ import annotations
@@ -220,9 +221,9 @@ class Gate:
         self.buckets: dict[str, tuple[int, int]] = {}  # account -> (milli-tokens, last ts)
         self._books: dict[str, _Book] = {}
         self._epoch = 0
-        self._contexts: dict[tuple[str, str], _Context] = {}
-        """Derived: (account, symbol) -> its new-order context, dropped by every event the gate
-        does not own (``_drop_contexts``)."""
+        self._contexts: dict[str, dict[str, _Context]] = {}
+        """Derived: account -> symbol -> its new-order context, dropped by every event the gate
+        does not own (``_drop_contexts``); a fill drops only its two accounts' (``_forget``)."""
         self._surplus: dict[str, dict[str, tuple[int, int, int]]] = {}  # asset -> account
         self.borrowed: dict[str, tuple[str, int]] = {}
         """Spot-margin orders' loans: order id -> (asset, units borrowed at acceptance)."""
@@ -248,7 +249,8 @@ class Gate:
         """Every kind the gate does not own drops the new-order contexts: whatever the ledger
         or the market change (a balance, a listing's parameters, a margin or position mode)
         changes only through such an event. Those that can move a mark or a position also
-        start a new epoch of the cross aggregates."""
+        start a new epoch of the cross aggregates, except a fill, which drops only what was
+        derived from its two accounts (:meth:`_forget`)."""
         owned = self.handlers()
         observed = {kind: self._drop_contexts for kind in event_types() if kind not in owned}
         bump = self._bump
@@ -616,7 +618,8 @@ class Gate:
         :meth:`_decide`, which names the first failing check."""
         if event.action != _NEW:
             return self._decide(event)
-        context = self._contexts.get((event.account, event.symbol))
+        contexts = self._contexts.get(event.account)
+        context = None if contexts is None else contexts.get(event.symbol)
         if context is None:
             context = self._context(event)
         ts = event.ts
@@ -721,7 +724,7 @@ class Gate:
         does not apply: then every request of the pair goes to :meth:`_decide` until the
         contexts are dropped)."""
         context = self._resolve(event.account, event.symbol, event.ts)
-        self._contexts[(event.account, event.symbol)] = context
+        self._contexts.setdefault(event.account, {})[event.symbol] = context
         return context
 
     def _resolve(self, account_id: str, symbol: str, now: int) -> _Context:
@@ -1239,7 +1242,8 @@ class Gate:
         return amount if amount <= locked else locked
 
     def _on_fill(self, event: Fill) -> None:
-        self._bump()
+        self._forget(event.buyer)
+        self._forget(event.seller)
         if event.buy_order_id is None and event.sell_order_id is None:
             return
         for order, filled in self._filled_orders(event):
@@ -1255,6 +1259,15 @@ class Gate:
         dropped (their marks or positions may have moved)."""
         self._epoch += 1
         self._contexts.clear()
+
+    def _forget(self, account_id: str) -> None:
+        """Drop what the gate derived from one account's positions: its contexts and cross
+        aggregates. A fill changes only its two accounts' positions and balances (and the open
+        interest, read live); it moves no mark (the market keeps the trade's price for its next
+        evaluation, which a price event starts), so the other accounts' stand."""
+        self._contexts.pop(account_id, None)
+        for by_account in self._surplus.values():
+            by_account.pop(account_id, None)
 
     def _drop_contexts(self, _event: object = None) -> None:
         """The new-order contexts are dropped (a setting, state or balance they read may have
