@@ -221,9 +221,11 @@ class Gate:
         self.buckets: dict[str, tuple[int, int]] = {}  # account -> (milli-tokens, last ts)
         self._books: dict[str, _Book] = {}
         self._epoch = 0
-        self._contexts: dict[str, dict[str, _Context]] = {}
-        """Derived: account -> symbol -> its new-order context, dropped by every event the gate
+        self._contexts: dict[tuple[str, str], _Context] = {}
+        """Derived: (account, symbol) -> its new-order context, dropped by every event the gate
         does not own (``_drop_contexts``); a fill drops only its two accounts' (``_forget``)."""
+        self._context_symbols: dict[str, list[str]] = {}
+        """Derived: account -> the symbols of its contexts (for ``_forget``)."""
         self._surplus: dict[str, dict[str, tuple[int, int, int]]] = {}  # asset -> account
         self.borrowed: dict[str, tuple[str, int]] = {}
         """Spot-margin orders' loans: order id -> (asset, units borrowed at acceptance)."""
@@ -618,8 +620,7 @@ class Gate:
         :meth:`_decide`, which names the first failing check."""
         if event.action != _NEW:
             return self._decide(event)
-        contexts = self._contexts.get(event.account)
-        context = None if contexts is None else contexts.get(event.symbol)
+        context = self._contexts.get((event.account, event.symbol))
         if context is None:
             context = self._context(event)
         ts = event.ts
@@ -724,7 +725,8 @@ class Gate:
         does not apply: then every request of the pair goes to :meth:`_decide` until the
         contexts are dropped)."""
         context = self._resolve(event.account, event.symbol, event.ts)
-        self._contexts.setdefault(event.account, {})[event.symbol] = context
+        self._contexts[(event.account, event.symbol)] = context
+        self._context_symbols.setdefault(event.account, []).append(event.symbol)
         return context
 
     def _resolve(self, account_id: str, symbol: str, now: int) -> _Context:
@@ -1258,14 +1260,16 @@ class Gate:
         """A new epoch: the cross aggregates and the new-order contexts of the last one are
         dropped (their marks or positions may have moved)."""
         self._epoch += 1
-        self._contexts.clear()
+        self._drop_contexts()
 
     def _forget(self, account_id: str) -> None:
         """Drop what the gate derived from one account's positions: its contexts and cross
         aggregates. A fill changes only its two accounts' positions and balances (and the open
         interest, read live); it moves no mark (the market keeps the trade's price for its next
         evaluation, which a price event starts), so the other accounts' stand."""
-        self._contexts.pop(account_id, None)
+        contexts = self._contexts
+        for symbol in self._context_symbols.pop(account_id, ()):
+            contexts.pop((account_id, symbol), None)
         for by_account in self._surplus.values():
             by_account.pop(account_id, None)
 
@@ -1273,6 +1277,7 @@ class Gate:
         """The new-order contexts are dropped (a setting, state or balance they read may have
         changed); the cross aggregates stand."""
         self._contexts.clear()
+        self._context_symbols.clear()
 
     # --- admin -----------------------------------------------------------------------------
 
