@@ -7,6 +7,10 @@ few seconds). Prints p50 / p99 / p999 and decisions per second for
 * ``gate handler``: ``Gate`` deciding an ``OrderRequest`` (all checks, cross margin on 4
   positions, tier leverage, reservation) — the decision itself;
 * ``engine.process``: the same through ``Engine.process`` (sequence and dedupe admission);
+* ``engine.process, mixed``: the same in a stream that also carries, untimed, a fill between
+  two other accounts after every 4th decision and an index quote of the traded symbol after
+  every 100th (which drops every context and cross aggregate: the next decision resolves
+  them again), to show what the caches are worth between the events that drop them;
 * ``nautilus RiskEngine``: ``RiskEngine.execute(SubmitOrder)`` (PyPI ``nautilus_trader``, the
   ``bench`` extra) on a margin account, limit order, rate limit raised; printed with the ratio
   when the package is importable, else reported absent.
@@ -49,6 +53,7 @@ if __package__ in (None, ""):  # run as a script: make the repository's tests.fa
 from tests.factories import LISTINGS, Log, gate_config, gated_engine, order, priced, run
 
 from fengkong.gate.events import GateConfigured, OrderAccepted, OrderDone, SetLeverage
+from fengkong.market.events import SourcePrice
 from fengkong.model.events import AccountOpened, Deposit, InstrumentListed
 
 SYMBOLS = ("BTCUSDT-PERP", "ETHUSDT-PERP", "SOLUSDT-PERP", "BNBUSDT-PERP")
@@ -178,6 +183,47 @@ def count_bytecodes(n: int, cold: bool) -> None:
         print(f"{count / n:9.1f}  {name}")
 
 
+FILL_EVERY = 4
+"""Mixed stream: after every 4th decision, a fill between two other accounts."""
+TICK_EVERY = 100
+"""Mixed stream: after every 100th decision, a source quote of the traded symbol's index
+(the mark is re-evaluated: every context and cross aggregate is dropped)."""
+
+
+def bench_mixed(n: int) -> tuple[np.ndarray, float]:
+    """The decision through ``Engine.process`` in a stream that also carries fills of other
+    accounts (``FILL_EVERY``) and index quotes (``TICK_EVERY``), processed untimed: what the
+    gate's caches are worth between the events that drop them."""
+    log, engine = build()
+    for event in (
+        log.make(AccountOpened, account="bob"),
+        log.make(Deposit, account="bob", asset="USDT", amount="10000000"),
+    ):
+        engine.process(event)
+    ts = log.ts
+    clock = time.perf_counter_ns
+    process = engine.process
+    samples = np.empty(n, dtype=np.int64)
+    accepted = 0
+    for i in range(n):
+        side = "buy" if i % 2 == 0 else "sell"
+        price = str(49_900 + 10 * (i % 20)) if side == "buy" else str(50_100 + 10 * (i % 20))
+        request = order(log, f"m{i}", "alice", SYMBOLS[0], side, "0.005", price, ts=ts)
+        t0 = clock()
+        answer = process(request)
+        samples[i] = clock() - t0
+        accepted += type(answer[0]) is OrderAccepted
+        process(log.make(OrderDone, order_id=f"m{i}", reason="cancelled", ts=ts))
+        if i % FILL_EVERY == FILL_EVERY - 1:
+            buyer, seller = ("bob", "mm") if i % (2 * FILL_EVERY) < FILL_EVERY else ("mm", "bob")
+            process(log.fill(SYMBOLS[1], PRICE, "0.001", buyer=buyer, seller=seller, ts=ts))
+        if i % TICK_EVERY == TICK_EVERY - 1:
+            process(log.make(SourcePrice, source="src0", symbol=f"{SYMBOLS[0]}-IX",
+                             price=PRICE, time=ts, ts=ts))  # fmt: skip
+    assert accepted == n, f"only {accepted} of {n} accepted"
+    return samples, n / (samples.sum() / 1e9)
+
+
 def bench_nautilus(n: int) -> tuple[np.ndarray, float] | None:
     """RiskEngine.execute(SubmitOrder), limit order on a margin account (nautilus test kit)."""
     try:
@@ -275,6 +321,7 @@ def main() -> None:
     for name, run_it in (
         ("gate handler", lambda: bench_fengkong(n, through_engine=False)),
         ("engine.process", lambda: bench_fengkong(n, through_engine=True)),
+        ("engine.process, mixed", lambda: bench_mixed(n)),
         ("nautilus RiskEngine", lambda: bench_nautilus(n)),
     ):
         result = run_it()
