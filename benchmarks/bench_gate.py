@@ -8,9 +8,10 @@ few seconds). Prints p50 / p99 / p999 and decisions per second for
   positions, tier leverage, reservation) — the decision itself;
 * ``engine.process``: the same through ``Engine.process`` (sequence and dedupe admission);
 * ``engine.process, mixed``: the same in a stream that also carries, untimed, a fill between
-  two other accounts after every 4th decision and an index quote of the traded symbol after
-  every 100th (which drops every context and cross aggregate: the next decision resolves
-  them again), to show what the caches are worth between the events that drop them;
+  two other accounts after every 4th decision, a quote of an index the account holds nothing
+  on after every 2nd, and a quote of the traded symbol's index after every 100th (after
+  which the account's context and cross aggregate are resolved again), to show what the
+  caches are worth between the events that drop them;
 * ``nautilus RiskEngine``: ``RiskEngine.execute(SubmitOrder)`` (PyPI ``nautilus_trader``, the
   ``bench`` extra) on a margin account, limit order, rate limit raised; printed with the ratio
   when the package is importable, else reported absent.
@@ -185,20 +186,28 @@ def count_bytecodes(n: int, cold: bool) -> None:
 
 FILL_EVERY = 4
 """Mixed stream: after every 4th decision, a fill between two other accounts."""
+OTHER_EVERY = 2
+"""Mixed stream: after every 2nd decision, a source quote of an index the account holds
+nothing on (the caches that read other marks stand)."""
 TICK_EVERY = 100
 """Mixed stream: after every 100th decision, a source quote of the traded symbol's index
-(the mark is re-evaluated: every context and cross aggregate is dropped)."""
+(its mark is re-evaluated: the account's context and cross aggregate are resolved again)."""
+OTHER = "XRPUSDT-PERP"
 
 
 def bench_mixed(n: int) -> tuple[np.ndarray, float]:
     """The decision through ``Engine.process`` in a stream that also carries fills of other
-    accounts (``FILL_EVERY``) and index quotes (``TICK_EVERY``), processed untimed: what the
-    gate's caches are worth between the events that drop them."""
+    accounts (``FILL_EVERY``), quotes of an unrelated index (``OTHER_EVERY``) and of the
+    traded symbol's (``TICK_EVERY``), processed untimed: what the gate's caches are worth
+    between the events that drop them."""
     log, engine = build()
-    for event in (
-        log.make(AccountOpened, account="bob"),
-        log.make(Deposit, account="bob", asset="USDT", amount="10000000"),
-    ):
+    log.events.clear()
+    log.make(AccountOpened, account="bob")
+    log.make(Deposit, account="bob", asset="USDT", amount="10000000")
+    log.make(InstrumentListed, symbol=OTHER, **LISTINGS["BTCUSDT-PERP"])
+    priced(log, OTHER, PRICE, perpetual=True)
+    gate_config(log, OTHER)
+    for event in log.events:
         engine.process(event)
     ts = log.ts
     clock = time.perf_counter_ns
@@ -217,6 +226,9 @@ def bench_mixed(n: int) -> tuple[np.ndarray, float]:
         if i % FILL_EVERY == FILL_EVERY - 1:
             buyer, seller = ("bob", "mm") if i % (2 * FILL_EVERY) < FILL_EVERY else ("mm", "bob")
             process(log.fill(SYMBOLS[1], PRICE, "0.001", buyer=buyer, seller=seller, ts=ts))
+        if i % OTHER_EVERY == OTHER_EVERY - 1:
+            process(log.make(SourcePrice, source="src1", symbol=f"{OTHER}-IX", price=PRICE,
+                             time=ts, ts=ts))  # fmt: skip
         if i % TICK_EVERY == TICK_EVERY - 1:
             process(log.make(SourcePrice, source="src0", symbol=f"{SYMBOLS[0]}-IX",
                              price=PRICE, time=ts, ts=ts))  # fmt: skip

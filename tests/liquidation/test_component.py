@@ -176,6 +176,30 @@ def test_the_gate_sees_a_deleveraged_position_closed():
     assert gate.available_margin("bob", "USDT", log.ts) == 2000 * USDT  # the wallet, no position
 
 
+def test_an_account_liquidated_from_the_queue_is_forgotten_by_the_gate():
+    """A queued account is liquidated at a later price event that moves none of its marks (a
+    quote of an unrelated index, which keeps the gate's other caches): the liquidation engine
+    reports it, so the gate does not keep its cross aggregate of the positions taken over."""
+    accounts = {"a": "1000", "b": "900", "c": "950", "mm": "10000000"}
+    fills = [(x, "mm", "50000", "0.2") for x in ("a", "b", "c")]
+    log = scene(accounts, fills, max_per_tick=1)
+    log.make(
+        IndexConfigured, index="OTHER-IX", price_scale=1,
+        constituents=[IndexConstituent("src", "1")], rule="cap", limit="0.5",
+        stale_after_ms=60_000, min_sources=1,
+    )  # fmt: skip
+    mark(log, "45150")
+    engine, _ = run(log.events)
+    gate = engine.component("gate")
+    held = gate.available_margin("c", "USDT", log.ts)  # cached, c's long open (queued)
+    quote = log.make(SourcePrice, source="src", symbol="OTHER-IX", price="1", time=log.ts)
+    _, second = run([quote], engine)
+    assert [t.account for t in of(second, PositionTakenOver)] == ["c"]
+    after = gate.available_margin("c", "USDT", log.ts)
+    gate._bump()  # a new epoch: computed afresh
+    assert after == gate.available_margin("c", "USDT", log.ts) != held
+
+
 def test_with_adl_off_the_remainder_is_resent_without_a_limit_and_its_loss_socialized():
     log = scene(ALICE, ALICE_LONG, adl=False)
     mark(log, "45100")

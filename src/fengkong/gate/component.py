@@ -40,6 +40,7 @@ nothing cached, to the same outputs and state on random logs.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
@@ -226,6 +227,9 @@ class Gate:
         does not own (``_drop_contexts``); a fill drops only its two accounts' (``_forget``)."""
         self._context_symbols: dict[str, list[str]] = {}
         """Derived: account -> the symbols of its contexts (for ``_forget``)."""
+        self._dependents: dict[str, set[str]] = {}
+        """Derived: symbol -> the accounts whose context or cross aggregate read its mark (a
+        price event of the symbol forgets them: ``_marks_moved``)."""
         self._surplus: dict[str, dict[str, tuple[int, int, int]]] = {}  # asset -> account
         self.borrowed: dict[str, tuple[str, int]] = {}
         """Spot-margin orders' loans: order id -> (asset, units borrowed at acceptance)."""
@@ -251,14 +255,18 @@ class Gate:
         """Every kind the gate does not own drops the new-order contexts: whatever the ledger
         or the market change (a balance, a listing's parameters, a margin or position mode)
         changes only through such an event. Those that can move a mark or a position also
-        start a new epoch of the cross aggregates, except a fill, which drops only what was
-        derived from its two accounts (:meth:`_forget`)."""
+        drop the cross aggregates: a fill only what was derived from its two accounts
+        (:meth:`_forget`), a quote, a book top or a funding settlement only what read the
+        marks it moves (:meth:`_marks_moved`; the liquidation engine, which takes positions
+        over inside those events, reports the accounts it changes:
+        :meth:`positions_changed`), the others everything (a new epoch)."""
         owned = self.handlers()
         observed = {kind: self._drop_contexts for kind in event_types() if kind not in owned}
         bump = self._bump
+        moved = self._on_symbol_price
         observed.update({
-            Fill: self._on_fill, Settlement: bump, SourcePrice: bump, BookTop: bump,
-            IndexConfigured: bump, MarkConfigured: bump, FundingDue: bump, OptionMark: bump,
+            Fill: self._on_fill, SourcePrice: self._on_quote, BookTop: moved, FundingDue: moved,
+            Settlement: bump, IndexConfigured: bump, MarkConfigured: bump, OptionMark: bump,
             LiquidationFill: bump, LiquidationOrderDone: bump,  # clearing legs; ADL closes
         })  # fmt: skip
         return observed
@@ -727,6 +735,7 @@ class Gate:
         context = self._resolve(event.account, event.symbol, event.ts)
         self._contexts[(event.account, event.symbol)] = context
         self._context_symbols.setdefault(event.account, []).append(event.symbol)
+        self._dependents.setdefault(event.symbol, set()).add(event.account)
         return context
 
     def _resolve(self, account_id: str, symbol: str, now: int) -> _Context:
@@ -932,12 +941,14 @@ class Gate:
             return cached
         total = 0
         valid_until = _FOREVER
+        dependents = self._dependents
         for (symbol, _leg), position in account.positions.items():
             if not position.qty or position.margin_mode is not _CROSS:
                 continue
             instrument = self.ledger.instruments[symbol]
             if instrument.settle != asset:
                 continue
+            dependents.setdefault(symbol, set()).add(account.id)
             if instrument.is_option:  # long: premium paid, no margin, value not counted
                 if position.qty < 0:
                     im, fresh_until = self._option_position_margin(
@@ -1261,6 +1272,31 @@ class Gate:
         dropped (their marks or positions may have moved)."""
         self._epoch += 1
         self._drop_contexts()
+        self._dependents.clear()
+
+    def _on_quote(self, event: SourcePrice) -> None:
+        """A source quote re-evaluates its index and every mark priced off it."""
+        self._marks_moved(self.market.marks_of(event.symbol))
+
+    def _on_symbol_price(self, event: BookTop | FundingDue) -> None:
+        """A book top or a funding settlement moves its own symbol's mark only (funding
+        payments change wallets, which are read live)."""
+        self._marks_moved((event.symbol,))
+
+    def _marks_moved(self, symbols: Iterable[str]) -> None:
+        """Forget every account whose context or cross aggregate read one of ``symbols``'
+        marks (or their index's freshness). The others stand: their marks did not move, and
+        their positions change only through events that forget them."""
+        dependents = self._dependents
+        for symbol in symbols:
+            for account_id in dependents.pop(symbol, ()):
+                self._forget(account_id)
+
+    def positions_changed(self, account_id: str) -> None:
+        """Forget what was derived from ``account_id``'s positions: for the liquidation engine,
+        which changes positions inside price events (takeovers, step-downs, spot-margin
+        liquidation) that no longer drop every cache."""
+        self._forget(account_id)
 
     def _forget(self, account_id: str) -> None:
         """Drop what the gate derived from one account's positions: its contexts and cross

@@ -428,6 +428,7 @@ class LiquidationComponent:
             if account_id in self._exempt:
                 continue
             cancelled = self.gate.cancel_account_orders(account_id)
+            self.gate.positions_changed(account_id)
             if cancelled:
                 outputs.append(
                     LiquidationOrdersCancelled(
@@ -537,6 +538,8 @@ class LiquidationComponent:
                 )
             )  # fmt: skip
         cancelled = self.gate.cancel_account_orders(account_id)
+        for changed in (account_id, LIQUIDATION):  # the account's positions, the clearing legs
+            self.gate.positions_changed(changed)
         if cancelled:
             outputs.append(
                 LiquidationOrdersCancelled(
