@@ -318,9 +318,10 @@ def test_a_plain_cross_limit_order_takes_the_fast_path() -> None:
     assert fast.state_hash() == reference.state_hash()
 
 
-def test_every_event_kind_the_gate_does_not_own_drops_the_contexts() -> None:
-    """A context may be read only until the next event the gate does not own: the ledger and
-    the market change state only through events, and the gate observes every such kind."""
+def test_the_gate_observes_every_event_kind_it_does_not_own() -> None:
+    """The ledger and the market change state only through events, so the gate observes
+    every kind it does not own, each dropping what it may change (docs/gate.md's table); a
+    kind added later drops every context until it is placed there."""
     gate = gated_engine().component("gate")
     observed = set(gate.observers())
     assert observed == set(event_types()) - set(gate.handlers())
