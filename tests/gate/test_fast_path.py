@@ -320,8 +320,7 @@ def test_a_plain_cross_limit_order_takes_the_fast_path() -> None:
 
 def test_the_gate_observes_every_event_kind_it_does_not_own() -> None:
     """The ledger and the market change state only through events, so the gate observes
-    every kind it does not own, each dropping what it may change (docs/gate.md's table); a
-    kind added later drops every context until it is placed there."""
+    every kind it does not own, each dropping what it may change (docs/gate.md's table)."""
     gate = gated_engine().component("gate")
     observed = set(gate.observers())
     assert observed == set(event_types()) - set(gate.handlers())
@@ -365,3 +364,27 @@ def test_a_fill_between_other_accounts_keeps_the_context_and_the_fills_own_are_r
     assert engine.component("ledger").open_interest[PERP] == 500  # the fill was applied
     assert resolved == ["alice", "bob", "alice"]
     assert engine.state_hash() == reference.state_hash()
+
+
+KEEP_AGGREGATES = [
+    # balances, read live: money moves, funding payments, loans, isolated margin
+    "Borrow", "Deposit", "FundingPayment", "InterestDue", "MarginTransfer", "Repay", "Transfer",
+    "Withdrawal",
+    # registries and settings that move no mark or position (modes: refused with positions)
+    "AccountOpened", "AssetListed", "InstrumentListed", "InstrumentParamsChanged",
+    "LiquidationConfigured", "LoanAssetConfigured", "ObservedLiquidation", "SetMarginMode",
+    "SetPositionMode", "SpotMarginConfigured",
+    # the rules component's events
+    "ApiKeyCreated", "ApiKeyUsed", "ListEntryAdded", "ListEntryRemoved", "Login",
+    "RulePackLoaded", "RulePackRemoved", "SecurityChange", "WithdrawalRequest",
+]  # fmt: skip
+
+
+def test_the_kinds_that_keep_the_cross_aggregates_are_reviewed() -> None:
+    """A kind the gate does not place drops the contexts but keeps the cross aggregates,
+    which is right only for a kind that moves no mark and no position. This list is that
+    review: a new event kind fails here until it is placed (docs/gate.md's table)."""
+    gate = gated_engine().component("gate")
+    keeping = [k.__name__ for k, observer in gate.observers().items()
+               if observer == gate._drop_contexts]  # fmt: skip
+    assert sorted(keeping) == sorted(KEEP_AGGREGATES)
