@@ -215,14 +215,12 @@ def bench_mixed(n: int) -> tuple[np.ndarray, float]:
     samples = np.empty(n, dtype=np.int64)
     accepted = 0
     for i in range(n):
-        side = "buy" if i % 2 == 0 else "sell"
-        price = str(49_900 + 10 * (i % 20)) if side == "buy" else str(50_100 + 10 * (i % 20))
-        request = order(log, f"m{i}", "alice", SYMBOLS[0], side, "0.005", price, ts=ts)
+        ((request, done),) = requests(log, i, 1, ts)  # the timed loop's request and its cancel
         t0 = clock()
         answer = process(request)
         samples[i] = clock() - t0
         accepted += type(answer[0]) is OrderAccepted
-        process(log.make(OrderDone, order_id=f"m{i}", reason="cancelled", ts=ts))
+        process(done)
         if i % FILL_EVERY == FILL_EVERY - 1:
             buyer, seller = ("bob", "mm") if i % (2 * FILL_EVERY) < FILL_EVERY else ("mm", "bob")
             process(log.fill(SYMBOLS[1], PRICE, "0.001", buyer=buyer, seller=seller, ts=ts))
