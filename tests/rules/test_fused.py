@@ -382,7 +382,7 @@ def key_state(agg: str, bucket: int | None):
     made = _Distinct()
     if bucket is not None:
         made["v"] = bucket
-        made.order.append(bucket)
+        made.lo = made.hi = bucket
     return made
 
 

@@ -29,7 +29,6 @@ decision and the canonical state after every event.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -59,9 +58,8 @@ from fengkong.rules.windows import (
 HELPERS: dict[str, Any] = {
     "_NEVER": _NEVER,
     "_IndexError": IndexError,  # the compiled module has no builtins
-    # per-key distinct maps: the unbound methods (see _Writer.store)
-    "_odget": OrderedDict.get,
-    "_odmove": OrderedDict.move_to_end,
+    # per-key distinct maps: the unbound method (see _Writer.store)
+    "_dget": dict.get,
     "_expire_total": _expire_total,
     "_insert_total": _insert_total,
     "_expire_pairs": _expire_pairs,
@@ -195,18 +193,16 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
             f"    {out} = {_scaled(f'{state}[2]', store.scale)}",
         ]
     elif isinstance(store, DistinctWindow):
-        # a key in sketch mode has an empty ``order``: test the common case first
+        # a key in sketch mode has an empty mapping and ``lo = _FAR``: test the common case first
         lines += [
             f"if {state} is None:",
             f"    {out} = 0",
-            f"elif {state}.order:",
-            f"    if {state}.order[0] <= {c}:",
+            f"elif {state}.sketch is None:",
+            f"    if {state}.lo <= {c}:",
             f"        _evict_exact({state}, {c})",
             f"    {out} = _len({state})",
-            f"elif {state}.sketch is not None:",
-            f"    {out} = _read_sketch({state}, {c})",
             "else:",
-            f"    {out} = _len({state})",
+            f"    {out} = _read_sketch({state}, {c})",
         ]
     else:  # pragma: no cover - every store class is handled above
         raise TypeError(type(store).__name__)
@@ -293,35 +289,37 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
     elif isinstance(store, DistinctWindow):
         # the fast paths below assume the key's expired buckets are evicted (the step's read
         # did it at this cutoff; a fresh lookup does it here); the reference's order of
-        # "move the key if the bucket is newer" and "evict" does not matter (see _add_found)
+        # "move the key if the bucket is newer" and "evict" does not matter (see _add_found).
+        # A key in sketch mode has ``hi = _NEVER``: it takes neither fast path.
         lines += [
             f"if {state} is None:",
             *room,
             f"    {state} = {d_name}[{key}] = _Distinct()",
             f"    {state}[{value}] = {i}",
-            f"    {state}.order.append({i})",
+            f"    {state}.lo = {state}.hi = {i}",
             "else:",
-            f"    o_ = {state}.order",
         ]
         if fresh:
-            lines += [f"    if o_ and o_[0] <= {c}:", f"        _evict_exact({state}, {c})"]
+            lines += [f"    if {state}.lo <= {c}:", f"        _evict_exact({state}, {c})"]
         lines += [
-            f"    if o_ and {i} == o_[-1]:",
-            f"        p_ = _odget({state}, {value})",
+            f"    h_ = {state}.hi",
+            f"    if {i} == h_:",
+            f"        p_ = _dget({state}, {value})",
             "        if p_ is None:",
             f"            {state}[{value}] = {i}",
             f"            if _len({state}) > {store.exact_limit!r}:",
             f"                _to_sketch({state})",
             f"        elif p_ < {i}:",
+            f"            del {state}[{value}]",
             f"            {state}[{value}] = {i}",
-            f"            _odmove({state}, {value})",
-            f"    elif {state}.sketch is None and (not o_ or {i} > o_[-1]):",
+            f"    elif {i} > h_ and {state}.sketch is None:",
             f"        {d_name}_move({key})",
-            f"        p_ = _odget({state}, {value})",
+            f"        if {value} in {state}:",
+            f"            del {state}[{value}]",
             f"        {state}[{value}] = {i}",
-            "        if p_ is not None:",  # relinked, not deleted: no dict churn
-            f"            _odmove({state}, {value})",
-            f"        o_.append({i})",
+            "        if h_ == _NEVER:",
+            f"            {state}.lo = {i}",
+            f"        {state}.hi = {i}",
             f"        if _len({state}) > {store.exact_limit!r}:",
             f"            _to_sketch({state})",
             "    else:",

@@ -11,8 +11,8 @@ Memory per feature (documented bound, see ``docs/rules.md``):
   at most ``n`` per key; a running total makes count and sum reads O(1) amortized, min and
   max reads are O(live buckets);
 * last: one ``(bucket, ts, value)`` per live key;
-* distinct: exact (a value -> newest-bucket map kept in bucket order, and the list of live
-  buckets) while a key holds at most ``exact_limit`` distinct values; beyond that the key
+* distinct: exact (a value -> newest-bucket map kept in bucket order, and its newest and
+  oldest buckets) while a key holds at most ``exact_limit`` distinct values; beyond that the key
   switches, for as long as it stays live, to per-bucket HyperLogLog registers
   (:mod:`fengkong.rules.sketch`), 256 bytes per non-empty bucket, standard error about 6.5 %;
 * keys: at most ``max_keys`` per feature; a key whose newest bucket left the window is
@@ -35,8 +35,7 @@ few per event (:meth:`KeyedWindow.defer`), so that no event pays for a whole min
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections import deque as _deque
 from itertools import compress as _compress
 from itertools import count as _count
@@ -48,6 +47,7 @@ from fengkong.rules.sketch import Sketch
 
 DECIMAL_SCALE = 10**18  # decimal amounts are summed exactly as integers of 1e-18 units
 _NEVER = -(2**62)  # the newest bucket of a key with no live bucket
+_FAR = 2**62  # the oldest bucket of a distinct key with no value
 DRAIN = 4  # keys a pack's owed sweeps pop per event, between them (see KeyedWindow.defer)
 
 
@@ -501,30 +501,38 @@ class LastWindow(KeyedWindow):
         return [data[0], data[1], self._in(data[2])]
 
 
-class _Distinct(OrderedDict):
-    """Exact: the mapping itself is value -> newest bucket, in ascending bucket order (so
-    expired values are popped from the front); ``order`` lists the buckets ascending that
-    received a value and have not expired (a bucket whose values all moved on stays listed
-    until it expires). Sketch mode: ``sketch`` replaces both. (Two objects per key: every
-    object a key holds is one more for the garbage collector to traverse.)"""
+class _Distinct(dict):
+    """One key's distinct values. Exact: the mapping itself is value -> newest bucket, in
+    ascending bucket order (a value seen again in a newer bucket is deleted and reinserted at
+    the end, so expired values leave from the front); ``hi`` is the newest bucket (the last
+    value's) and ``lo`` a lower bound of the oldest (the first value's: exact after an
+    eviction or a new value, lower when the values of the oldest bucket moved on, which only
+    costs an eviction that finds nothing). An empty mapping has ``lo = _FAR`` and
+    ``hi = _NEVER``. Sketch mode: ``sketch`` replaces the mapping (left empty).
 
-    __slots__ = ("order", "sketch")
+    A plain ``dict`` with two integers, not an ordered dict with a list of buckets: a key
+    costs two small objects at most, and most keys of a store over a busy field (the
+    accounts per IP address) hold one value."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.order: deque[int] = deque()
+    __slots__ = ("hi", "lo", "sketch")
+
+    def __init__(self) -> None:  # dict.__new__ made the empty mapping
+        self.lo = _FAR
+        self.hi = _NEVER
         self.sketch: Sketch | None = None
 
 
 def _evict_exact(state: _Distinct, cutoff: int) -> None:
-    order = state.order
-    while order and order[0] <= cutoff:
-        order.popleft()
+    """Drop the values whose newest bucket is at or before ``cutoff`` (the leading run)."""
     expired = []
     for value, bucket in state.items():
         if bucket > cutoff:
+            state.lo = bucket
             break
         expired.append(value)
+    else:
+        state.lo = _FAR
+        state.hi = _NEVER
     for value in expired:
         del state[value]
 
@@ -534,12 +542,10 @@ def _second(item: tuple) -> Any:
 
 
 def _late_exact(state: _Distinct, idx: int) -> None:
-    """A value arrived in bucket ``idx``, older than the newest listed bucket: list the
-    bucket in order and keep the values in bucket order."""
-    order = state.order
-    position = bisect_left(order, idx)
-    if position == len(order) or order[position] != idx:
-        order.insert(position, idx)
+    """A value arrived in bucket ``idx``, older than ``hi``: keep the values in bucket order
+    (a stable sort: values of one bucket keep their order)."""
+    if idx < state.lo:
+        state.lo = idx
     ordered = sorted(state.items(), key=_second)
     state.clear()
     state.update(ordered)
@@ -552,7 +558,8 @@ def _to_sketch(state: _Distinct) -> None:
         sketch.add(bucket_idx, member)
     state.sketch = sketch
     state.clear()
-    state.order = deque()
+    state.lo = _FAR
+    state.hi = _NEVER
 
 
 def _read_sketch(state: _Distinct, cutoff: int) -> int:
@@ -575,7 +582,7 @@ class DistinctWindow(KeyedWindow):
     def _newest(state: _Distinct) -> int:
         if state.sketch is not None:
             return state.sketch.newest()
-        return state.order[-1] if state.order else _NEVER
+        return state.hi
 
     def add(self, key: Any, value: Any, ts: int, now: int) -> None:
         g = self.g
@@ -592,7 +599,7 @@ class DistinctWindow(KeyedWindow):
         elif state.sketch is not None:
             if idx > state.sketch.newest():
                 keys.move_to_end(key)
-        elif not state.order or idx > state.order[-1]:
+        elif idx > state.hi:
             keys.move_to_end(key)
         if state.sketch is not None:
             state.sketch.evict(cutoff)
@@ -603,23 +610,21 @@ class DistinctWindow(KeyedWindow):
             self._sweep(cutoff)
 
     def _add_exact(self, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
-        order = state.order
-        if order and order[0] <= cutoff:
+        if state.lo <= cutoff:
             _evict_exact(state, cutoff)
-        latest = state
-        previous = latest.get(value)
+        previous = state.get(value)
         if previous is not None:
             if previous >= idx:
                 return
-            latest[value] = idx
-            latest.move_to_end(value)
-        else:
-            latest[value] = idx
-        if not order or order[-1] < idx:
-            order.append(idx)
-        elif order[-1] != idx:  # a late event: keep buckets and values in bucket order
+            del state[value]
+        state[value] = idx
+        if idx > state.hi:
+            if state.hi == _NEVER:
+                state.lo = idx
+            state.hi = idx
+        elif idx < state.hi:  # a late event: keep the values in bucket order
             _late_exact(state, idx)
-        if len(latest) > self.exact_limit:
+        if len(state) > self.exact_limit:
             _to_sketch(state)
 
     def _add_found(self, key: Any, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
@@ -627,7 +632,7 @@ class DistinctWindow(KeyedWindow):
         if state.sketch is not None:
             self._add_sketch(key, state, idx, value, cutoff)
             return
-        if not state.order or idx > state.order[-1]:
+        if idx > state.hi:
             self.keys.move_to_end(key)
         self._add_exact(state, idx, value, cutoff)
 
@@ -646,8 +651,7 @@ class DistinctWindow(KeyedWindow):
         cutoff = now // self.g - self.n
         if state.sketch is not None:
             return _read_sketch(state, cutoff)
-        order = state.order
-        if order and order[0] <= cutoff:
+        if state.lo <= cutoff:
             _evict_exact(state, cutoff)
         return len(state)
 
@@ -657,7 +661,7 @@ class DistinctWindow(KeyedWindow):
         members: dict[int, list] = {}
         for value, idx in state.items():
             members.setdefault(idx, []).append(value)
-        return {"exact": [[idx, sorted(members.get(idx, ()))] for idx in state.order]}
+        return {"exact": [[idx, sorted(members[idx])] for idx in sorted(members)]}
 
     def _state_in(self, data: Any) -> _Distinct:
         state = _Distinct()
@@ -665,7 +669,9 @@ class DistinctWindow(KeyedWindow):
             state.sketch = Sketch.restore(data["sketch"])
             return state
         for idx, values in data["exact"]:
-            state.order.append(idx)
             for value in values:
                 state[value] = idx
+        if state:
+            state.lo = min(state.values())
+            state.hi = max(state.values())
         return state
