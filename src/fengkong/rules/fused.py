@@ -94,6 +94,7 @@ class _Writer:
         self._quot: dict[int, str] = {}
         self._cut: dict[tuple[int, int], str] = {}
         self._idx: dict[int, str] = {}
+        self._span: dict[tuple[int, int], str] = {}
         self._keys: dict[str, str] = {}
         self.namespace: dict[str, Any] = {}
 
@@ -131,6 +132,16 @@ class _Writer:
                 self.head.append(f"{local} = ts // {store.g!r}")
             else:
                 self.head.append(f"{local} = {quot} if ts == now else ts // {store.g!r}")
+        return local
+
+    def span(self, store: KeyedWindow) -> str:
+        """The span of the event's bucket (``i // span``, see ``KeyedWindow``): a key whose
+        newest bucket is in an earlier span moves to the back of the update order."""
+        key = (store.g, store.span)
+        local = self._span.get(key)
+        if local is None:
+            local = self._span[key] = f"o{len(self._span)}"
+            self.head.append(f"{local} = {self.index(store)} // {store.span!r}")
         return local
 
     def key(self, code: str) -> str:
@@ -236,6 +247,7 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
         f"        {s_name}._make_room({c})",
     ]
     lines = [f"{state} = {d_name}_get({key})", *_settled(w, name, state, key)] if fresh else []
+    o = w.span(store)
     if isinstance(store, CountWindow):
         amount = "1" if not isinstance(store, SumWindow) else value
         first = "1" if not isinstance(store, SumWindow) else f"0 + {value}"
@@ -253,7 +265,8 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
             f"    elif n_ > {i}:",
             f"        _insert_total({state}, {i}, {amount})",
             "    else:",
-            f"        {d_name}_move({key})",
+            f"        if n_ // {store.span!r} < {o}:",
+            f"            {d_name}_move({key})",
             f"        {state} += ({i}, {amount})",
             f"    {state}[0] += {amount}",
         ]
@@ -270,7 +283,8 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
             "    else:",
             f"        {s_name}._insert({state}, {i}, {value})",
             "else:",
-            f"    {d_name}_move({key})",
+            f"    if not {state} or {state}[-2] // {store.span!r} < {o}:",
+            f"        {d_name}_move({key})",
             f"    {state} += ({i}, {value})",
         ]
     elif isinstance(store, LastWindow):
@@ -279,7 +293,7 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
             *room,
             f"    {d_name}[{key}] = [{i}, ts, {value}]",
             "else:",
-            f"    if {i} > {state}[0]:",
+            f"    if {o} > {state}[0] // {store.span!r}:",
             f"        {d_name}_move({key})",
             f"    if ts >= {state}[1]:",
             f"        {state}[0] = {i}",
@@ -288,8 +302,8 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
         ]
     elif isinstance(store, DistinctWindow):
         # the fast paths below assume the key's expired buckets are evicted (the step's read
-        # did it at this cutoff; a fresh lookup does it here); the reference's order of
-        # "move the key if the bucket is newer" and "evict" does not matter (see _add_found).
+        # did it at this cutoff; a fresh lookup does it here), and test whether the key moves
+        # on the newest live bucket, as the reference does (see _add_found).
         # A key in sketch mode has ``hi = _NEVER``: it takes neither fast path.
         lines += [
             f"if {state} is None:",
@@ -313,7 +327,8 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
             f"            del {state}[{value}]",
             f"            {state}[{value}] = {i}",
             f"    elif {i} > h_ and {state}.sketch is None:",
-            f"        {d_name}_move({key})",
+            f"        if {o} > h_ // {store.span!r}:",
+            f"            {d_name}_move({key})",
             f"        if {value} in {state}:",
             f"            del {state}[{value}]",
             f"        {state}[{value}] = {i}",
