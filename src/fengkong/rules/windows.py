@@ -16,8 +16,8 @@ Memory per feature (documented bound, see ``docs/rules.md``):
   switches, for as long as it stays live, to per-bucket HyperLogLog registers
   (:mod:`fengkong.rules.sketch`), 256 bytes per non-empty bucket, standard error about 6.5 %;
 * keys: at most ``max_keys`` per feature; a key whose newest bucket left the window is
-  dropped within ``span`` buckets (half the window) of leaving it, and beyond ``max_keys``
-  a key of the oldest span goes first (see the update order below).
+  dropped at most ``span - 1`` buckets later (``span``: up to ``SPAN`` buckets), and beyond
+  ``max_keys`` a key of the oldest span goes first (see the update order below).
 
 State is plain data in a deterministic order (keys in update order, buckets ascending,
 distinct values sorted), so :meth:`KeyedWindow.state` / :meth:`KeyedWindow.restore`
@@ -28,14 +28,20 @@ its own ``add`` and ``read`` with no per-event helper calls. Per-key state is fl
 sum keep ``[total, b0, v0, b1, v1, ...]`` and min / max ``[b0, v0, b1, v1, ...]`` (buckets
 ascending), so adding to the newest bucket is one index update, and a key's newest bucket is
 ``state[-2]``. Keys live in an ``OrderedDict`` in update order, by *span*: a key moves to
-the end in O(1) when its newest bucket enters a new span of ``span = n // 2`` buckets, not on
-every newer bucket, and the sweep pops the leading run of expired keys from the front in
-O(1) each (a plain dict's ``next(iter(...))`` degrades with the holes moves leave behind).
-Keys are thus sorted by the span of their newest bucket (for events in time order), and a
-key that expired waits behind the unexpired keys of its span at most until the span's last
-bucket leaves the window: ``span - 1`` buckets. Moving once per span instead of once per
-bucket spares most updates of a busy key the ordered dict's relinking (about four cache
-misses each: a key's node and its neighbours are anywhere in memory).
+the end in O(1) when its newest bucket enters a new span of ``span = min(n // 2, SPAN)``
+buckets, not on every newer bucket, and the sweep pops the leading run of expired keys from
+the front in O(1) each (a plain dict's ``next(iter(...))`` degrades with the holes moves
+leave behind). Keys are thus sorted by the span of their newest bucket (for events in time
+order), and a key that expired waits behind the unexpired keys of its span at most until
+the span's last bucket leaves the window: ``span - 1`` buckets. Moving once per span
+instead of once per bucket spares the updates of a busy key the ordered dict's relinking
+(about four cache misses each: a key's node and its neighbours are anywhere in memory).
+``SPAN`` is bounded by the owed sweeps' pace: the keys a blocked run releases at once
+(at most ``span`` buckets' worth) plus one bucket's must be popped, ``DRAIN`` per event,
+before the next bucket starts; with one new key per event (a store keyed by IP address),
+that needs ``span + 1 <= DRAIN`` (``DRAIN`` is shared by a pack's stores: 4 and 8 leave
+room for a second such store). With half-window spans, such a store released thousands of
+keys at once and settled them in one event (milliseconds).
 A fused step owes the sweeps of count, sum, min, max and last stores, and pops their keys a
 few per event (:meth:`KeyedWindow.defer`), so that no event pays for a whole minute's keys.
 """
@@ -55,7 +61,8 @@ from fengkong.rules.sketch import Sketch
 DECIMAL_SCALE = 10**18  # decimal amounts are summed exactly as integers of 1e-18 units
 _NEVER = -(2**62)  # the newest bucket of a key with no live bucket
 _FAR = 2**62  # the oldest bucket of a distinct key with no value
-DRAIN = 4  # keys a pack's owed sweeps pop per event, between them (see KeyedWindow.defer)
+DRAIN = 8  # keys a pack's owed sweeps pop per event, between them (see KeyedWindow.defer)
+SPAN = 4  # the most buckets in one step of a store's update order (see KeyedWindow)
 
 
 class KeyedWindow:
@@ -72,7 +79,7 @@ class KeyedWindow:
         self.n = n
         self.max_keys = max_keys
         self.scale = scale  # 1 for integers and strings, DECIMAL_SCALE for decimal amounts
-        self.span = max(1, n // 2)  # buckets per step of the update order (see the module doc)
+        self.span = max(1, min(n // 2, SPAN))  # buckets per step of the update order
         self.keys: OrderedDict[Any, Any] = OrderedDict()
         self._swept = -(2**62)
         self._owed = False  # the keys of the sweep at ``_swept`` are not all popped yet
