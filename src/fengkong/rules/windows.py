@@ -617,25 +617,14 @@ class DistinctWindow(KeyedWindow):
             if len(keys) >= self.max_keys:
                 self._make_room(cutoff)
             state = keys[key] = _Distinct()
-        elif state.sketch is not None:
-            if idx // self.span > state.sketch.newest() // self.span:
-                keys.move_to_end(key)
-        else:  # evicted first, as the fused step does (the move tests the newest live bucket)
-            if state.lo <= cutoff:
-                _evict_exact(state, cutoff)
-            if idx // self.span > state.hi // self.span:
-                keys.move_to_end(key)
-        if state.sketch is not None:
-            state.sketch.evict(cutoff)
-            state.sketch.add(idx, value)
+            self._add_exact(state, idx, value)
         else:
-            self._add_exact(state, idx, value, cutoff)
+            self._add_found(key, state, idx, value, cutoff)
         if cutoff > self._swept:
             self._sweep(cutoff)
 
-    def _add_exact(self, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
-        if state.lo <= cutoff:
-            _evict_exact(state, cutoff)
+    def _add_exact(self, state: _Distinct, idx: int, value: Any) -> None:
+        """Fold ``value`` into an exact key whose expired values are evicted."""
         previous = state.get(value)
         if previous is not None:
             if previous >= idx:
@@ -652,7 +641,9 @@ class DistinctWindow(KeyedWindow):
             _to_sketch(state)
 
     def _add_found(self, key: Any, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
-        """``add`` for a key already in the store, lookup and sweep excluded."""
+        """``add`` for a key already in the store, lookup and sweep excluded. Expired values
+        are evicted first, so that the key moves (or not) on its newest live bucket, as in the
+        fused step."""
         if state.sketch is not None:
             self._add_sketch(key, state, idx, value, cutoff)
             return
@@ -660,7 +651,7 @@ class DistinctWindow(KeyedWindow):
             _evict_exact(state, cutoff)
         if idx // self.span > state.hi // self.span:
             self.keys.move_to_end(key)
-        self._add_exact(state, idx, value, cutoff)
+        self._add_exact(state, idx, value)
 
     def _add_sketch(self, key: Any, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
         """``add`` for a key in sketch mode (``state.sketch`` set), sweep excluded."""
