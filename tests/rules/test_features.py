@@ -274,6 +274,29 @@ def test_expired_keys_are_swept_from_memory():
     assert list(store.keys) == ["late"]
 
 
+def test_an_expired_key_waits_behind_its_span_at_most_span_minus_one_buckets():
+    """Memory bound of the update order by span (4 buckets of 1 s here): "a" is updated
+    again within its span, so it keeps its place in front of "b"; "b" expires first but is
+    dropped only once "a" has expired too, 2 buckets later (at most ``span - 1``)."""
+    spec = parse_feature(
+        "f",
+        {"agg": "count", "on": "Login", "key": "account", "window": "10s", "bucket": "1s"},
+        "f",
+        [],
+    )
+    store = build_store(spec)
+    assert store.span == 4
+    store.add("a", None, 0, 0)
+    store.add("b", None, 1_000, 1_000)
+    store.add("a", None, 3_000, 3_000)  # bucket 3: the same span as bucket 0, no move
+    assert list(store.keys) == ["a", "b"]
+    store.add("c", None, 12_000, 12_000)  # cutoff 2: "b" (bucket 1) expired, "a" not
+    assert list(store.keys) == ["a", "b", "c"]
+    assert store.read("b", 12_000) == 0
+    store.add("c", None, 13_000, 13_000)  # cutoff 3: both expired, both dropped
+    assert list(store.keys) == ["c"]
+
+
 def test_distinct_switches_to_a_sketch_beyond_its_exact_limit_within_the_documented_error():
     spec = parse_feature(
         "f",
