@@ -142,13 +142,21 @@ def test_the_venue_fill_better_than_the_takeover_pays_the_fund_and_done_closes_t
                                                               100 * USDT)  # fmt: skip
 
 
-def test_what_the_venue_cannot_fill_is_deleveraged_against_the_top_ranked_opposite_position():
+def deleverage_scene():
+    """alice (long 0.2 at 50,000 on a 1,000 USDT wallet) is liquidated at a mark of 45,100;
+    bob is short 0.2 at 50,000 on 1,000 USDT. Returns the log, the engine and alice's
+    liquidation order, sent to the venue and not yet done."""
     accounts = {"alice": "1000", "bob": "1000", "mm1": "10000000", "mm2": "10000000"}
     fills = [("alice", "mm1", "50000", "0.2"), ("mm2", "bob", "50000", "0.2")]
     log = scene(accounts, fills)
     mark(log, "45100")
     engine, outputs = run(log.events)
     (order,) = of(outputs, LiquidationOrder)
+    return log, engine, order
+
+
+def test_what_the_venue_cannot_fill_is_deleveraged_against_the_top_ranked_opposite_position():
+    log, engine, order = deleverage_scene()
     _, after = run([log.make(LiquidationOrderDone, order_id=order.order_id)], engine)
     (adl,) = of(after, AutoDeleveraged)
     # bob (short, +980 on a 1,000 wallet) outranks mm1 (short, the same profit on 10 M)
@@ -163,12 +171,7 @@ def test_the_gate_sees_a_deleveraged_position_closed():
     """ADL closes positions at LiquidationOrderDone: the gate's cached cross aggregate of the
     deleveraged account must not outlive it (it counted bob's closed short's +1,000 UPNL on
     top of the wallet that now holds it: 2,529 USDT available instead of 2,000)."""
-    accounts = {"alice": "1000", "bob": "1000", "mm1": "10000000", "mm2": "10000000"}
-    fills = [("alice", "mm1", "50000", "0.2"), ("mm2", "bob", "50000", "0.2")]
-    log = scene(accounts, fills)
-    mark(log, "45100")
-    engine, outputs = run(log.events)
-    (order,) = of(outputs, LiquidationOrder)
+    log, engine, order = deleverage_scene()
     gate = engine.component("gate")
     gate.available_margin("bob", "USDT", log.ts)  # cached with bob's short open
     _, after = run([log.make(LiquidationOrderDone, order_id=order.order_id)], engine)
