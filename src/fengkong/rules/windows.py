@@ -184,6 +184,11 @@ class KeyedWindow:
     def _newest(state: Any) -> int:
         raise NotImplementedError
 
+    def _moves(self, newest: int, idx: int) -> bool:
+        """Whether an update in bucket ``idx`` moves a key whose newest bucket is ``newest``
+        (``_NEVER``: none) to the back of the update order: when ``idx`` is in a later span."""
+        return newest // self.span < idx // self.span
+
     def state(self) -> dict:
         """The last sweep's cutoff and ``[key, key_state]`` pairs in update order (keys as
         lists when they are pairs)."""
@@ -276,8 +281,7 @@ class CountWindow(KeyedWindow):
                 _insert_total(state, idx, 1)
             state[0] += 1
         else:  # a newer bucket: the key moves to the back when it enters a new span
-            span = self.span
-            if len(state) == 1 or state[-2] // span < idx // span:
+            if self._moves(self._newest(state), idx):
                 keys.move_to_end(key)
             state.append(idx)
             state.append(1)
@@ -354,8 +358,7 @@ class SumWindow(CountWindow):
                 _insert_total(state, idx, value)
             state[0] += value
         else:
-            span = self.span
-            if len(state) == 1 or state[-2] // span < idx // span:
+            if self._moves(self._newest(state), idx):
                 keys.move_to_end(key)
             state.append(idx)
             state.append(value)
@@ -410,8 +413,7 @@ class ExtremumWindow(KeyedWindow):
             else:
                 self._insert(state, idx, value)
         else:
-            span = self.span
-            if not state or state[-2] // span < idx // span:
+            if self._moves(self._newest(state), idx):
                 keys.move_to_end(key)
             state.append(idx)
             state.append(value)
@@ -493,7 +495,7 @@ class LastWindow(KeyedWindow):
                 self._make_room(cutoff)
             keys[key] = [idx, ts, value]
         else:
-            if idx // self.span > state[0] // self.span:
+            if self._moves(state[0], idx):
                 keys.move_to_end(key)
             if ts >= state[1]:
                 state[0] = idx
@@ -649,14 +651,14 @@ class DistinctWindow(KeyedWindow):
             return
         if state.lo <= cutoff:
             _evict_exact(state, cutoff)
-        if idx // self.span > state.hi // self.span:
+        if self._moves(state.hi, idx):
             self.keys.move_to_end(key)
         self._add_exact(state, idx, value)
 
     def _add_sketch(self, key: Any, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
         """``add`` for a key in sketch mode (``state.sketch`` set), sweep excluded."""
         sketch = state.sketch
-        if idx // self.span > sketch.newest() // self.span:
+        if self._moves(sketch.newest(), idx):
             self.keys.move_to_end(key)
         sketch.evict(cutoff)
         sketch.add(idx, value)
