@@ -117,7 +117,15 @@ class _Writer:
             quot = self._quot.get(store.g)
             if quot is None:
                 quot = self._quot[store.g] = f"q{len(self._quot)}"
-                self.head.append(f"{quot} = now // {store.g!r}")
+                shared = f"B_{quot}"
+                self.namespace[shared] = [None]
+                self.head += [
+                    f"{quot} = now // {store.g!r}",
+                    f"if {quot} == {shared}[0]:",
+                    f"    {quot} = {shared}[0]",
+                    "else:",
+                    f"    {shared}[0] = {quot}",
+                ]
             local = self._cut[key] = f"c{len(self._cut)}"
             self.head.append(f"{local} = {quot} - {store.n!r}")
         return local
