@@ -187,21 +187,18 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
             "        pass",
             f"    {out} = {_scaled(f'{state}[0]', store.scale)}",
         ]
-    elif isinstance(store, ExtremumWindow):
+    elif isinstance(store, ExtremumWindow):  # a monotone queue: the oldest live pair
         w.namespace[f"X_{name}"] = store.default
-        pick = "_min" if store.pick is min else "_max"
         lines += [
             f"if {state} is None:",
             f"    {out} = X_{name}",
             "else:",
             f"    if {state} and {state}[0] <= {c}:",
             f"        _expire_pairs({state}, {c})",
-            f"    if not {state}:",
-            f"        {out} = X_{name}",
-            f"    elif _len({state}) == 2:",
+            f"    if {state}:",
             f"        {out} = {_scaled(f'{state}[1]', store.scale)}",
             "    else:",
-            f"        {out} = {_scaled(f'{pick}({state}[1::2])', store.scale)}",
+            f"        {out} = X_{name}",
         ]
     elif isinstance(store, LastWindow):
         w.namespace[f"X_{name}"] = store.default
@@ -278,22 +275,21 @@ def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool
             f"        {state} += ({i}, {amount})",
             f"    {state}[0] += {amount}",
         ]
-    elif isinstance(store, ExtremumWindow):
-        better = "<" if store.pick is min else ">"
+    elif isinstance(store, ExtremumWindow):  # ExtremumWindow.add, _push inline
+        beats = "<=" if store.lowest else ">="
         lines += [
             f"if {state} is None:",
             *room,
             f"    {d_name}[{key}] = [{i}, {value}]",
-            f"elif {state} and {state}[-2] >= {i}:",
-            f"    if {state}[-2] == {i}:",
-            f"        if {value} {better} {state}[-1]:",
-            f"            {state}[-1] = {value}",
-            "    else:",
-            f"        {s_name}._insert({state}, {i}, {value})",
+            f"elif {state} and {state}[-2] > {i}:",
+            f"    {s_name}._insert({state}, {i}, {value})",
             "else:",
             f"    if not {state} or {state}[-2] // {store.span!r} < {o}:",
             f"        {d_name}_move({key})",
-            f"    {state} += ({i}, {value})",
+            f"    while {state} and {value} {beats} {state}[-1]:",
+            f"        del {state}[-2:]",
+            f"    if not {state} or {state}[-2] != {i}:",
+            f"        {state} += ({i}, {value})",
         ]
     elif isinstance(store, LastWindow):
         lines += [

@@ -7,9 +7,11 @@ counted in its own bucket while that bucket is in the window, and dropped once i
 
 Memory per feature (documented bound, see ``docs/rules.md``):
 
-* count / sum / min / max: one ``(bucket, value)`` pair per non-empty bucket per live key,
-  at most ``n`` per key; a running total makes count and sum reads O(1) amortized, min and
-  max reads are O(live buckets);
+* count / sum: one ``(bucket, value)`` pair per non-empty bucket per live key, at most ``n``
+  per key; a running total makes reads O(1) amortized;
+* min / max: one ``(bucket, value)`` pair per bucket that no later bucket equals or beats
+  (a monotone queue), at most ``n`` per key and about ``ln(n)`` for random values; reads
+  O(1) amortized;
 * last: one ``(bucket, ts, value)`` per live key;
 * distinct: exact (a value -> newest-bucket map kept in bucket order, and its newest and
   oldest buckets) while a key holds at most ``exact_limit`` distinct values; beyond that the key
@@ -382,16 +384,32 @@ class SumWindow(CountWindow):
 
 
 class ExtremumWindow(KeyedWindow):
-    """Minimum or maximum of a numeric field per key: one extremum per bucket.
-    Per key: ``[b0, v0, b1, v1, ...]``."""
+    """Minimum or maximum of a numeric field per key. Per key: ``[b0, v0, b1, v1, ...]``,
+    the buckets ascending, holding only the buckets whose extremum no later bucket's
+    equals or beats (a monotone queue): the values strictly rise from the oldest pair for a
+    minimum (fall for a maximum), so the oldest live pair holds the window's extremum.
 
-    __slots__ = ("default", "pick")
+    A bucket left out is never needed: while it is in the window, so is the later bucket
+    that beats it. A read drops the expired pairs at the front and returns the first value
+    (O(1)); an update at the newest bucket drops the pairs it beats from the back (amortized
+    O(1)); a late event beaten by a later pair changes nothing, else it goes in its place and
+    drops the earlier pairs it beats. For random values a key holds about ``ln(n)`` pairs
+    instead of one per non-empty bucket. Standard sliding-window extremum (the "ascending
+    minima" queue; see e.g. Lemire, *Streaming maximum-minimum filter using no more than
+    three comparisons per element*, 2006)."""
+
+    __slots__ = ("default", "lowest")
     _NEWEST = itemgetter(-2)  # [] raises IndexError
 
     def __init__(self, g: int, n: int, max_keys: int, scale: int, pick, default: Any) -> None:
         super().__init__(g, n, max_keys, scale)
-        self.pick = pick  # the builtin min or max
+        self.lowest = pick is min  # a minimum (else a maximum)
         self.default = default
+
+    def _beats(self, value: Any, other: Any) -> bool:
+        """Whether ``value`` equals or beats ``other`` (a later pair that does so makes an
+        earlier one useless)."""
+        return value <= other if self.lowest else value >= other
 
     def add(self, key: Any, value: Any, ts: int, now: int) -> None:
         g = self.g
@@ -407,28 +425,38 @@ class ExtremumWindow(KeyedWindow):
             if len(keys) >= self.max_keys:
                 self._make_room(cutoff)
             keys[key] = [idx, value]
-        elif state and state[-2] >= idx:
-            if state[-2] == idx:
-                state[-1] = self.pick(state[-1], value)
-            else:
-                self._insert(state, idx, value)
+        elif state and state[-2] > idx:
+            self._insert(state, idx, value)
         else:
             if self._moves(self._newest(state), idx):
                 keys.move_to_end(key)
-            state.append(idx)
-            state.append(value)
+            self._push(state, idx, value)
         if cutoff > self._swept:
             self._sweep(cutoff)
 
+    def _push(self, state: list, idx: int, value: Any) -> None:
+        """Fold ``value`` at bucket ``idx``, at or after the newest: drop the pairs it beats
+        from the back, then append it unless its bucket's pair beats it."""
+        while state and self._beats(value, state[-1]):
+            del state[-2:]
+        if not state or state[-2] != idx:
+            state += (idx, value)
+
     def _insert(self, state: list, idx: int, value: Any) -> None:
-        for i in range(0, len(state), 2):
-            bucket = state[i]
-            if bucket == idx:
-                state[i + 1] = self.pick(state[i + 1], value)
-                return
-            if bucket > idx:
-                state[i:i] = (idx, value)
-                return
+        """Fold ``value`` at bucket ``idx``, older than the newest (a late event)."""
+        j = 0
+        while state[j] < idx:
+            j += 2
+        if self._beats(state[j + 1], value):
+            return  # a pair at or after idx equals or beats it (values are monotone)
+        if state[j] == idx:
+            state[j + 1] = value
+        else:
+            state[j:j] = (idx, value)
+        start = j
+        while start and self._beats(value, state[start - 1]):
+            start -= 2
+        del state[start:j]
 
     @staticmethod
     def _newest(state: list) -> int:
@@ -445,7 +473,7 @@ class ExtremumWindow(KeyedWindow):
             _expire_pairs(state, cutoff)
         if not state:
             return self.default
-        best = self.pick(state[1::2])
+        best = state[1]
         return best / self.scale if self.scale != 1 else best
 
     def _state_out(self, state: list) -> Any:
@@ -453,10 +481,11 @@ class ExtremumWindow(KeyedWindow):
         return [[state[i], out(state[i + 1])] for i in range(0, len(state), 2)]
 
     def _state_in(self, data: Any) -> list:
+        """Pairs in bucket order, kept as a monotone queue (pairs a later one beats, as in a
+        snapshot taken before stores kept only the others, are dropped)."""
         flat: list = []
         for idx, value in data:
-            flat.append(idx)
-            flat.append(self._in(value))
+            self._push(flat, idx, self._in(value))
         return flat
 
 

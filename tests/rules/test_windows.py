@@ -1,0 +1,83 @@
+"""The min / max store's monotone queue against a brute-force reference (late events
+included), its invariant, and its snapshot form."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fengkong.rules.windows import ExtremumWindow
+
+N = 6  # buckets of width 1 in the window
+
+# (time step, value): negative steps make late events
+adds = st.lists(st.tuples(st.integers(-4, 3), st.integers(-5, 5)), min_size=1, max_size=60)
+
+
+def store(pick) -> ExtremumWindow:
+    return ExtremumWindow(1, N, 100, 1, pick, None)
+
+
+def monotone(state: list, pick) -> bool:
+    """Buckets strictly ascending, values strictly rising (min) or falling (max)."""
+    buckets, values = state[::2], state[1::2]
+    ascending = all(a < b for a, b in pairwise(buckets))
+    improving = values == sorted(values, reverse=pick is max) and len(set(values)) == len(values)
+    return ascending and improving
+
+
+@settings(max_examples=400, deadline=None)
+@given(steps=adds, pick=st.sampled_from([min, max]))
+def test_the_queue_reads_the_extremum_of_the_live_buckets(steps, pick) -> None:
+    window = store(pick)
+    seen: list[tuple[int, int]] = []  # (ts, value) of every event counted
+    ts = now = 10
+    for step, value in steps:
+        ts = max(0, ts + step)
+        now = max(now, ts)
+        window.add("k", value, ts, now)
+        if ts > now - N:
+            seen.append((ts, value))
+        live = [v for t, v in seen if t > now - N]
+        assert window.read("k", now) == (pick(live) if live else None)
+        state = window.keys.get("k")
+        if state is not None:
+            assert monotone(state, pick), state
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=adds, pick=st.sampled_from([min, max]))
+def test_a_snapshot_restores_the_same_queue_and_an_old_snapshot_is_normalized(steps, pick):
+    window = store(pick)
+    per_bucket: dict[int, int] = {}  # the per-bucket extrema an older store kept
+    ts = now = 10
+    for step, value in steps:
+        ts = max(0, ts + step)
+        now = max(now, ts)
+        window.add("k", value, ts, now)
+        if ts > now - N:
+            per_bucket[ts] = pick(per_bucket.get(ts, value), value)
+    copy = store(pick)
+    copy.restore(window.state())
+    assert copy.state() == window.state()
+    cutoff = now - N
+    old = [[b, v] for b, v in sorted(per_bucket.items()) if b > cutoff]
+    normalized = store(pick)
+    normalized.restore({"swept": cutoff, "keys": [["k", old]] if old else []})
+    assert normalized.read("k", now) == window.read("k", now)
+    assert normalized.state() == window.state()
+
+
+def test_a_new_minimum_drops_the_buckets_it_beats_and_a_beaten_late_value_changes_nothing():
+    window = store(min)
+    for ts, value in ((1, 5), (2, 7), (3, 9), (4, 6)):
+        window.add("k", value, ts, 4)
+    assert window.keys["k"] == [1, 5, 4, 6]  # 7 and 9 can never be the minimum again
+    window.add("k", 8, 2, 4)  # late, beaten by bucket 4's 6
+    assert window.keys["k"] == [1, 5, 4, 6]
+    window.add("k", 3, 3, 4)  # late, beats bucket 1's 5
+    assert window.keys["k"] == [3, 3, 4, 6]
+    assert window.read("k", 4) == 3
+    assert window.read("k", 9) == 6  # bucket 3 left the window (cutoff 3)
