@@ -7,6 +7,8 @@ Measures, in one process run:
    WithdrawalRequest, timed one at a time: p50 / p99 / p99.9, throughput and the garbage
    collector's runs (and the percentiles of the decisions no collection ran in), after
    warming the features with a history of requests;
+   and, right after, the machine's own tail: a fixed pure-Python loop sized to the decisions'
+   p50, timed the same way as many times (what the machine adds to any computation's p99);
 2. the cost of one simple comparison rule: (evaluator with 101 rules - evaluator with 1
    rule) / 100, in a bulk loop;
 3. the same 100 rules (features given as precomputed values, so the peers do less work
@@ -245,6 +247,14 @@ def main() -> None:
         f"  the {measured - sum(collected)} decisions no collection ran in: "
         f"p50 {quiet['p50']:.1f} us  p99 {quiet['p99']:.1f} us  p99.9 {quiet['p999']:.1f} us"
     )
+    iterations, floor = _machine_floor(stats["p50"], measured)
+    print(
+        f"  machine floor, right after: a fixed pure-Python loop ({iterations} iterations, "
+        f"about the decisions' p50) timed the same way {measured} times: p50 "
+        f"{floor['p50']:.1f} us  p99 {floor['p99']:.1f} us  p99.9 {floor['p999']:.1f} us  "
+        f"(p99/p50 {floor['p99'] / floor['p50']:.2f}; "
+        f"the decisions' {stats['p99'] / stats['p50']:.2f})"
+    )
 
     # evaluator only (the pack's separate evaluator, the fused step's reference: 19 feature
     # reads and the 100 rules, no updates, no traces)
@@ -275,6 +285,34 @@ def main() -> None:
             context[label.removeprefix("features.")] = value
     _peer_rule_engine(rules, context, peer_loops, ours_100, stats["p50"], per_rule)
     _peer_cel(rules, context, peer_loops, ours_100, stats["p50"], per_rule)
+
+
+def _floor_loop(iterations: int) -> int:
+    """Fixed work: no memory beyond a few small objects, the same on every call."""
+    total = 0
+    for i in range(iterations):
+        total ^= i
+    return total
+
+
+def _machine_floor(target_us: float, count: int) -> tuple[int, dict[str, float]]:
+    """Percentiles of :func:`_floor_loop` sized to take about ``target_us``, timed ``count``
+    times as the decisions are: what the machine alone (interrupts, neighbours, frequency)
+    adds to the tail of a computation that never varies."""
+    clock = time.perf_counter_ns
+    probe = []
+    for _ in range(300):
+        start = clock()
+        _floor_loop(1_000)
+        probe.append(clock() - start)
+    per_iteration_us = sorted(probe)[150] / 1000 / 1_000
+    iterations = max(1, round(target_us / per_iteration_us))
+    samples = [0] * count
+    for i in range(count):
+        start = clock()
+        _floor_loop(iterations)
+        samples[i] = clock() - start
+    return iterations, percentiles(samples)
 
 
 def _callgrind_workload(history: int = 20_000, accounts: int = 1_000, decided: int = 2_000):
