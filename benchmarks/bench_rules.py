@@ -17,6 +17,7 @@ Measures, in one process run:
 
     python benchmarks/bench_rules.py           # full run
     python benchmarks/bench_rules.py --smoke   # a few seconds
+    python benchmarks/bench_rules.py --accounts 20 --ips 40   # every store fits in cache
 
 Instruction counts (deterministic, unlike wall-clock percentiles on a shared machine):
 ``--callgrind`` warms the pack with 20,000 requests over 1,000 accounts, then decides
@@ -127,7 +128,11 @@ def pack_yaml(conditions: list[str], with_features: bool = True) -> str:
     return yaml.safe_dump({"pack": "bench", "version": "1", "features": features, "rules": rules})
 
 
-def requests(count: int, accounts: int, start_ts: int, seed: int) -> list[WithdrawalRequest]:
+def requests(
+    count: int, accounts: int, start_ts: int, seed: int, ips: int | None = None
+) -> list[WithdrawalRequest]:
+    """``count`` requests 500 ms apart over ``accounts`` accounts, 3x as many addresses, 2x as
+    many devices, and IP addresses from 10.0.0.0/10 (``ips``: from a pool of that many)."""
     rng = random.Random(seed)
     out = []
     for i in range(count):
@@ -143,11 +148,18 @@ def requests(count: int, accounts: int, start_ts: int, seed: int) -> list[Withdr
                 value_usd=f"{rng.randint(100, 400_000)}.50",
                 address=f"addr{rng.randrange(accounts * 3)}",
                 network=rng.choice(NETWORKS),
-                ip=f"10.{rng.randrange(40)}.{rng.randrange(250)}.{rng.randrange(250)}",
+                ip=_ip(rng, ips),
                 device=f"dev{rng.randrange(accounts * 2)}",
             )
         )
     return out
+
+
+def _ip(rng: random.Random, pool: int | None) -> str:
+    if pool is None:
+        return f"10.{rng.randrange(40)}.{rng.randrange(250)}.{rng.randrange(250)}"
+    x = rng.randrange(pool)
+    return f"10.{x // 62_500}.{x // 250 % 250}.{x % 250}"
 
 
 def percentiles(samples_ns: list[int]) -> dict[str, float]:
@@ -181,11 +193,18 @@ def main() -> None:
     parser.add_argument(
         "--callgrind", action="store_true", help="the fixed workload for instruction counts"
     )
+    parser.add_argument(
+        "--accounts", type=int, help="accounts (default 5,000; 1,000 with --callgrind)"
+    )
+    parser.add_argument(
+        "--ips", type=int, help="IP addresses drawn from a pool of this many (default: ~2.5 M)"
+    )
     args = parser.parse_args()
     if args.callgrind:
-        _callgrind_workload()
+        _callgrind_workload(accounts=args.accounts or 1_000, ips=args.ips)
         return
     history, measured, accounts = (5_000, 3_000, 500) if args.smoke else (100_000, 50_000, 5_000)
+    accounts = args.accounts or accounts
     loops = 2_000 if args.smoke else 50_000
     peer_loops = 100 if args.smoke else 2_000
 
@@ -196,9 +215,9 @@ def main() -> None:
             seq=0, id="pack", ts=T0, pack_yaml=pack_yaml([r["ours"] for r in rules]), author="bench"
         )
     )
-    for event in requests(history, accounts, T0, seed=1):
+    for event in requests(history, accounts, T0, seed=1, ips=args.ips):
         component.apply(event)
-    events = requests(measured, accounts, T0 + history * 500, seed=2)
+    events = requests(measured, accounts, T0 + history * 500, seed=2, ips=args.ips)
     # the samples are allocated before the freeze, so that the collector does not walk the
     # benchmark's own list of timings while it runs
     samples = [0] * measured
@@ -315,7 +334,9 @@ def _machine_floor(target_us: float, count: int) -> tuple[int, dict[str, float]]
     return iterations, percentiles(samples)
 
 
-def _callgrind_workload(history: int = 20_000, accounts: int = 1_000, decided: int = 2_000):
+def _callgrind_workload(
+    history: int = 20_000, accounts: int = 1_000, decided: int = 2_000, ips: int | None = None
+):
     """Warm up outside ``functools.reduce``, then decide ``decided`` requests inside it (see
     the module docstring); prints the number of rules fired, as a check of the workload."""
     component = RulesComponent()
@@ -325,9 +346,9 @@ def _callgrind_workload(history: int = 20_000, accounts: int = 1_000, decided: i
             seq=0, id="pack", ts=T0, pack_yaml=pack_yaml([r["ours"] for r in rules]), author="bench"
         )
     )
-    for event in requests(history, accounts, T0, seed=1):
+    for event in requests(history, accounts, T0, seed=1, ips=ips):
         component.apply(event)
-    events = requests(decided, accounts, T0 + history * 500, seed=2)
+    events = requests(decided, accounts, T0 + history * 500, seed=2, ips=ips)
     gc.collect()
     gc.freeze()
     apply = component.apply
