@@ -28,16 +28,22 @@ def monotone(state: list, pick) -> bool:
     return ascending and improving
 
 
-@settings(max_examples=400, deadline=None)
-@given(steps=adds, pick=st.sampled_from([min, max]))
-def test_the_queue_reads_the_extremum_of_the_live_buckets(steps, pick) -> None:
-    window = store(pick)
-    seen: list[tuple[int, int]] = []  # (ts, value) of every event counted
+def replay(window: ExtremumWindow, steps: list):
+    """Feed ``steps`` to ``window``; after each add: the event's ts, now and value."""
     ts = now = 10
     for step, value in steps:
         ts = max(0, ts + step)
         now = max(now, ts)
         window.add("k", value, ts, now)
+        yield ts, now, value
+
+
+@settings(max_examples=400, deadline=None)
+@given(steps=adds, pick=st.sampled_from([min, max]))
+def test_the_queue_reads_the_extremum_of_the_live_buckets(steps, pick) -> None:
+    window = store(pick)
+    seen: list[tuple[int, int]] = []  # (ts, value) of every event counted
+    for ts, now, value in replay(window, steps):
         if ts > now - N:
             seen.append((ts, value))
         live = [v for t, v in seen if t > now - N]
@@ -52,11 +58,7 @@ def test_the_queue_reads_the_extremum_of_the_live_buckets(steps, pick) -> None:
 def test_a_snapshot_restores_the_same_queue_and_an_old_snapshot_is_normalized(steps, pick):
     window = store(pick)
     per_bucket: dict[int, int] = {}  # the per-bucket extrema an older store kept
-    ts = now = 10
-    for step, value in steps:
-        ts = max(0, ts + step)
-        now = max(now, ts)
-        window.add("k", value, ts, now)
+    for ts, now, value in replay(window, steps):
         if ts > now - N:
             per_bucket[ts] = pick(per_bucket.get(ts, value), value)
     copy = store(pick)
