@@ -10,7 +10,8 @@ Measures, in one process run:
    and, right after, the machine's own tail: a fixed pure-Python loop sized to the decisions'
    p50, timed the same way as many times (what the machine adds to any computation's p99);
 2. the cost of one simple comparison rule: (evaluator with 101 rules - evaluator with 1
-   rule) / 100, in a bulk loop;
+   rule) / 100, in a bulk loop; and a max store's add and read for one busy key (a 24 h
+   window in one-minute buckets, a new value every 5 s);
 3. the same 100 rules (features given as precomputed values, so the peers do less work
    than fengkong) and the same simple rule in ``rule-engine`` and ``cel-python`` from the
    ``bench`` extra, when installed, and the ratios.
@@ -42,6 +43,7 @@ import yaml
 
 from fengkong.rules.component import RulesComponent
 from fengkong.rules.events import RulePackLoaded, WithdrawalRequest
+from fengkong.rules.windows import ExtremumWindow
 
 T0 = 1_767_225_600_000
 ASSETS = ["BTC", "ETH", "USDT", "SOL"]
@@ -294,6 +296,11 @@ def main() -> None:
         f"fengkong one simple comparison rule: {per_rule:.3f} us marginal; "
         f"{t1:.2f} us for a 1-rule evaluator call"
     )
+    pairs, busy_us = _busy_extremum(2_000 if args.smoke else 20_000)
+    print(
+        f"fengkong 24 h max in one-minute buckets, a key with an event every 5 s: "
+        f"{busy_us:.2f} us per add and read ({pairs} pairs held)"
+    )
 
     # peers over the same rules with the feature values given
     context = {f"event_{name}": value for name, value in _event_values(probe).items()}
@@ -304,6 +311,25 @@ def main() -> None:
             context[label.removeprefix("features.")] = value
     _peer_rule_engine(rules, context, peer_loops, ours_100, stats["p50"], per_rule)
     _peer_cel(rules, context, peer_loops, ours_100, stats["p50"], per_rule)
+
+
+def _busy_extremum(count: int) -> tuple[int, float]:
+    """A max store's add and read for one busy key (a new value every 5 s in a 24 h window of
+    1,440 one-minute buckets), after a day of history: the pairs the key holds, and the mean
+    microseconds of one add and one read."""
+    store = ExtremumWindow(60_000, 1_440, 10, 1, max, 0)
+    rng = random.Random(1)
+    ts = T0
+    for _ in range(20_000):
+        ts += 5_000
+        store.add("k", rng.randrange(10**6), ts, ts)
+    values = [rng.randrange(10**6) for _ in range(count)]
+    start = time.perf_counter_ns()
+    for value in values:
+        ts += 5_000
+        store.add("k", value, ts, ts)
+        store.read("k", ts)
+    return len(store.keys["k"]) // 2, (time.perf_counter_ns() - start) / count / 1000
 
 
 def _floor_loop(iterations: int) -> int:
