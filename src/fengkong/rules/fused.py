@@ -7,7 +7,10 @@ bucket arithmetic twice. The step does the same operations, in the same order an
 same effect on the stores, written into the generated code:
 
 * the bucket index ``ts // g`` and the cutoff ``now // g - n`` are computed once per bucket
-  width and window, not once per feature;
+  width and window, not once per feature; the bucket's integer object is kept (``B_q*``) and
+  reused while the bucket lasts, so that every key updated in it holds that one object, which
+  stays in cache (a new object per event left each key's bucket numbers scattered: reading
+  one, and writing its reference count, missed the cache);
 * a feature read inlines the store's ``read`` and keeps the key's state in a local, and the
   update of the same feature with the same key later in the step reuses that state (no
   second lookup): between the two, nothing but that update can insert or remove the key;
