@@ -6,12 +6,14 @@ Measures, in one process run:
    the Decision with its trace: the pack's fused step, see ``fengkong.rules.fused``) per
    WithdrawalRequest, timed one at a time: p50 / p99 / p99.9, throughput and the garbage
    collector's runs (and the percentiles of the decisions no collection ran in), after
-   warming the features with a history of requests;
+   warming the features with a history of requests; each decision is freed after its
+   sample (the consumer's work once the decision is out), timed apart and printed;
    and, right after, the machine's own tail: a fixed pure-Python loop sized to the decisions'
    p50, timed the same way as many times (what the machine adds to any computation's p99);
 2. the cost of one simple comparison rule: (evaluator with 101 rules - evaluator with 1
-   rule) / 100, in a bulk loop; and a max store's add and read for one busy key (a 24 h
-   window in one-minute buckets, a new value every 5 s);
+   rule) / 100, in a bulk loop; a max store's add and read for one busy key (a 24 h
+   window in one-minute buckets, a new value every 5 s); and the pauses of a store's key
+   table under churn (``--table-keys N``: its size);
 3. the same 100 rules (features given as precomputed values, so the peers do less work
    than fengkong) and the same simple rule in ``rule-engine`` and ``cel-python`` from the
    ``bench`` extra, when installed, and the ratios.
@@ -43,7 +45,7 @@ import yaml
 
 from fengkong.rules.component import RulesComponent
 from fengkong.rules.events import RulePackLoaded, WithdrawalRequest
-from fengkong.rules.windows import ExtremumWindow
+from fengkong.rules.windows import CountWindow, ExtremumWindow
 
 T0 = 1_767_225_600_000
 ASSETS = ["BTC", "ETH", "USDT", "SOL"]
@@ -201,6 +203,11 @@ def main() -> None:
     parser.add_argument(
         "--ips", type=int, help="IP addresses drawn from a pool of this many (default: ~2.5 M)"
     )
+    parser.add_argument(
+        "--table-keys",
+        type=int,
+        help="keys of the churned store key table (default 100,000; 10,000 with --smoke)",
+    )
     args = parser.parse_args()
     if args.callgrind:
         _callgrind_workload(accounts=args.accounts or 1_000, ips=args.ips)
@@ -223,6 +230,7 @@ def main() -> None:
     # the samples are allocated before the freeze, so that the collector does not walk the
     # benchmark's own list of timings while it runs
     samples = [0] * measured
+    freeing = [0] * measured  # the time to free each decision, after its sample
     collections = [0, 0, 0]  # collector runs per generation during the timed loop
     current = [0]  # the decision being timed
     collected = bytearray(measured)  # 1 where a collection started during the decision
@@ -244,6 +252,11 @@ def main() -> None:
         [decision] = component.apply(event)
         samples[i] = clock() - start
         fired += len(decision.fired)
+        # the consumer frees the decision once it is out (journaled, published): timed
+        # apart, not charged to the next decision's sample (rebinding ``decision`` would)
+        start = clock()
+        del decision
+        freeing[i] = clock() - start
     wall = (clock() - wall) / 1e9
     gc.callbacks.remove(count_collections)
     stats = percentiles(samples)
@@ -262,6 +275,11 @@ def main() -> None:
     print(
         f"  collector runs while timed: {collections[0]} young, {collections[1]} middle, "
         f"{collections[2]} full ({collections[0] / measured:.2%} of decisions)"
+    )
+    freed = percentiles(freeing)
+    print(
+        f"  freeing each decision afterwards (not in the samples above): p50 {freed['p50']:.2f} us"
+        f"  p99 {freed['p99']:.2f} us"
     )
     quiet = percentiles([t for t, ran in zip(samples, collected, strict=True) if not ran])
     print(
@@ -301,6 +319,14 @@ def main() -> None:
         f"fengkong 24 h max in one-minute buckets, a key with an event every 5 s: "
         f"{busy_us:.2f} us per add and read ({pairs} pairs held)"
     )
+    table_keys = args.table_keys or (10_000 if args.smoke else 100_000)
+    median_us, worst = _key_table_churn(table_keys)
+    print(
+        f"fengkong store key table at {table_keys:,} keys, one key out and one in per event: "
+        f"p50 {median_us:.2f} us; the {len(worst)} slowest: "
+        + ", ".join(f"{us / 1000:.1f} ms" for us, _ in worst)
+        + f" (events {', '.join(str(at) for _, at in worst)})"
+    )
 
     # peers over the same rules with the feature values given
     context = {f"event_{name}": value for name, value in _event_values(probe).items()}
@@ -330,6 +356,33 @@ def _busy_extremum(count: int) -> tuple[int, float]:
         store.add("k", value, ts, ts)
         store.read("k", ts)
     return len(store.keys["k"]) // 2, (time.perf_counter_ns() - start) / count / 1000
+
+
+def _key_table_churn(keys: int) -> tuple[float, list[tuple[float, int]]]:
+    """A store's key table (``KeyedWindow.keys``, an ``OrderedDict`` in update order) holding
+    ``keys`` keys, each event popping the front key (a sweep) and inserting a new one (a store
+    keyed by IP address in its steady state), for 3 x ``keys`` events: the median
+    microseconds of one pop and insert, and the slowest three (microseconds, event number).
+
+    The slowest are the table's rebuilds: popped keys leave holes that inserts do not reuse,
+    so the dictionary under the ordered dict is rebuilt when its free slots run out (about
+    every ``keys`` inserts), and the ordered dict then relinks every key, one lookup each."""
+    table = CountWindow(60_000, 60, 1 << 62, 1).keys
+    for i in range(keys):
+        table[f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}"] = [1, 0, 1]
+    fresh = [f"11.{i >> 16}.{(i >> 8) & 255}.{i & 255}" for i in range(3 * keys)]
+    clock = time.perf_counter_ns
+    samples = [0] * len(fresh)
+    for i, key in enumerate(fresh):
+        start = clock()
+        table.popitem(False)
+        table[key] = [1, i, 1]
+        samples[i] = clock() - start
+    slowest = sorted(range(len(samples)), key=samples.__getitem__)[-3:]
+    return (
+        sorted(samples)[len(samples) // 2] / 1000,
+        [(samples[i] / 1000, i) for i in sorted(slowest)],
+    )
 
 
 def _floor_loop(iterations: int) -> int:
