@@ -17,6 +17,7 @@ from fengkong.rules.backtest import run_backtest
 from fengkong.rules.cases import CasesError, load_cases, run_cases
 from fengkong.rules.errors import PackError
 from fengkong.rules.features import describe
+from fengkong.rules.labels import LabelsError, parse_labels
 from fengkong.rules.outcomes import Outcome
 from fengkong.rules.pack import build_stores, load_pack
 
@@ -95,14 +96,32 @@ def test(pack: Path, cases: Path) -> None:
 def backtest(
     pack: Path,
     events: Path,
-    baseline: Annotated[
+    against: Annotated[
         Path | None,
-        typer.Option(help="Compare with this pack instead of the log's own versions."),
+        typer.Option(
+            "--against",
+            "--baseline",
+            help="Compare with this pack (OLD.yaml) instead of the log's own versions.",
+        ),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of event ids labeled 1 (bad) or 0 (good): precision and recall per "
+            "rule and per arm."
+        ),
     ] = None,
 ) -> None:
     """Run PACK.yaml over recorded EVENTS.jsonl beside the version it would replace."""
     plan = _load(pack)
-    baseline_text = _load(baseline).source if baseline else None
+    baseline_text = _load(against).source if against else None
+    known = None
+    if labels is not None:
+        try:
+            known = parse_labels(_read(labels))
+        except LabelsError as exc:
+            errors.print(f"[red]{labels}: {exc}[/red]", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
     decoder = json_event_decoder()
     size = os.path.getsize(events)
 
@@ -124,6 +143,7 @@ def backtest(
             plan.source,
             read(lambda n: progress.advance(task, n)),
             baseline_text,
+            labels=known,
         )
     console.print(
         f"{report.candidate} vs {report.baseline}: {report.events} events, "
@@ -138,17 +158,27 @@ def backtest(
             str(report.shadow_outcomes[outcome]),
         )
     console.print(outcomes)
-    rules = Table("pack", "rule", "mode", "fired", "errors", *Outcome)
-    for counts in report.rules.values():
-        rules.add_row(
-            counts.pack,
-            counts.rule,
-            counts.mode,
-            str(counts.fired),
-            str(counts.errors),
-            *(str(counts.outcomes[o]) for o in Outcome),
+    if known is not None:
+        console.print(
+            f"labels: {report.labels} given, {report.labeled} on decided events, "
+            f"{report.labels - report.labeled} on no decided event"
         )
-    console.print(rules)
+        scores = Table("arm", "flagged", "TP", "FP", "FN", "TN", "precision", "recall")
+        for arm, matrix in report.scores.items():
+            scores.add_row(
+                arm,
+                str(matrix.tp + matrix.fp),
+                *(str(n) for n in (matrix.tp, matrix.fp, matrix.fn, matrix.tn)),
+                _share(matrix.precision),
+                _share(matrix.recall),
+            )
+        console.print(scores)
+    for title, arm, rules in (
+        ("candidate rules", "candidate", report.rules),
+        ("baseline rules", "baseline", report.baseline_rules),
+    ):
+        console.print(title)
+        console.print(_rule_table(report, arm, rules, labeled=known is not None))
     changed = Table("baseline", "candidate", "decisions")
     for (before, after), count in sorted(report.changed.items()):
         changed.add_row(before, after, str(count))
@@ -159,3 +189,23 @@ def backtest(
         for event_id, before, after, fired in report.examples:
             examples.add_row(event_id, before, after, ", ".join(fired))
         console.print(examples)
+
+
+def _rule_table(report, arm: str, rules: dict, labeled: bool) -> Table:
+    """Per rule: hits, errors, decisions changed, the outcomes it fired in, and with labels
+    its TP / FP / FN, precision and recall."""
+    extra = ("TP", "FP", "FN", "precision", "recall") if labeled else ()
+    table = Table("pack", "rule", "mode", "fired", "errors", "changed", *Outcome, *extra)
+    for counts in rules.values():
+        row = [counts.pack, counts.rule, counts.mode, str(counts.fired), str(counts.errors)]
+        row += [str(counts.changed), *(str(counts.outcomes[o]) for o in Outcome)]
+        if labeled:
+            matrix = report.rule_confusion(counts, arm)
+            row += [str(matrix.tp), str(matrix.fp), str(matrix.fn)]
+            row += [_share(matrix.precision), _share(matrix.recall)]
+        table.add_row(*row)
+    return table
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
