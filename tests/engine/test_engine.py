@@ -124,3 +124,26 @@ def test_every_registered_event_kind_has_an_owner_in_the_embedded_engine():
     product = [kind for kind in event_types() if kind.__module__.startswith("fengkong.")]
     assert len(product) >= 35
     assert [kind.__name__ for kind in product if kind not in engine._owners] == []
+
+
+def test_register_event_kinds_registers_what_the_default_components_do():
+    """In a fresh interpreter each time: the kinds ``register_event_kinds`` registers equal
+    those registered once the embedded engine's components are built."""
+    show = (
+        "from fengkong.model.events import event_types; "
+        "print(sorted(k.__name__ for k in event_types()))"
+    )
+    kinds = {}
+    for name, setup in (
+        (
+            "registered",
+            "from fengkong.engine.core import register_event_kinds; register_event_kinds()",
+        ),
+        ("built", "from fengkong.engine.core import default_components; default_components()"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", f"{setup}; {show}"], capture_output=True, text=True, check=True
+        )
+        kinds[name] = done.stdout
+    assert kinds["registered"] == kinds["built"]
+    assert "'OrderRequest'" in kinds["registered"] and "'Borrow'" in kinds["registered"]

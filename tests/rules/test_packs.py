@@ -9,21 +9,25 @@ import pytest
 from typer.testing import CliRunner
 
 from fengkong.cli import app
+from fengkong.engine.core import register_event_kinds
 from fengkong.rules.cases import load_cases, run_cases
 from fengkong.rules.events import RulePackLoaded
 from fengkong.rules.pack import load_pack
 from tests.rules.kit import T0, pack_text, rule, withdrawal
 
+register_event_kinds()  # the trading surveillance pack decides OrderRequest (a gate event)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rules"
 PACKS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.endswith(".cases.yaml"))
 runner = CliRunner()
 
 
-def test_the_four_example_packs_are_shipped():
+def test_the_six_example_packs_are_shipped():
     assert [p.stem for p in PACKS] == [
         "account_takeover",
         "api_key_abuse",
+        "trading_surveillance",
         "wash_trading",
+        "withdrawal_safety",
         "withdrawal_velocity",
     ]
 
@@ -51,7 +55,7 @@ def test_all_example_packs_load_side_by_side():
         assert type(out).__name__ == "RulePackActivated"
     [decision] = component.apply(withdrawal(address="0x8589427373D6D84E98730D7795D8f6f8731FDA16"))
     assert decision.outcome == "block"
-    assert len(decision.packs) == 4
+    assert len(decision.packs) == len(PACKS)
 
 
 def test_check_lists_every_problem_with_its_path(tmp_path):

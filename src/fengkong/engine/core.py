@@ -24,6 +24,7 @@ state hash, so that a refused or duplicate event leaves the hash unchanged.
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -54,6 +55,26 @@ class SequenceError(Exception):
 
 class SnapshotError(ValueError):
     """Bytes that are not an engine snapshot of a version this build reads."""
+
+
+# the modules that define the default components' input events (see register_event_kinds)
+EVENT_MODULES = (
+    "fengkong.model.events",
+    "fengkong.ledger.loans",
+    "fengkong.market.events",
+    "fengkong.gate.events",
+    "fengkong.liquidation.events",
+    "fengkong.rules.events",
+)
+
+
+def register_event_kinds() -> None:
+    """Import the event modules of every default component, so that every kind the embedded
+    engine accepts is registered (event decoders, rule packs' ``on``) in a process that builds
+    no engine, such as ``fengkong rules check`` or a backtest. A test keeps this list equal
+    to what :func:`default_components` registers."""
+    for name in EVENT_MODULES:
+        importlib.import_module(name)
 
 
 def default_components() -> list[Component]:

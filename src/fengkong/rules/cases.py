@@ -17,6 +17,11 @@ case's ``start_ts`` (default :data:`DEFAULT_START_TS`); ``ts`` may be given inst
 ``seq`` and ``id`` are filled in. ``expect`` may name ``outcome``, ``fired`` (the exact set
 of fired rule names, active and shadow), ``hold_hours``, ``shadow_outcome`` and
 ``rejected: true``. Every event without ``expect`` is still processed.
+
+``repeat: N`` (1 to :data:`MAX_REPEAT`) processes the event N times, ``every`` (a duration,
+default 0) apart, for velocity and ratio rules that need thousands of events; ``{n}`` in a
+string field becomes the repetition's number (0 to N - 1), so that ``order_id: o{n}`` names
+N orders. An ``expect`` applies to the last repetition.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from fengkong.rules.pack import parse_yaml
 
 DEFAULT_START_TS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 _EXPECT_KEYS = {"outcome", "fired", "hold_hours", "shadow_outcome", "rejected"}
+MAX_REPEAT = 100_000
 
 
 class CasesError(ValueError):
@@ -79,21 +85,30 @@ def _run_case(pack_text: str, index: int, case: dict) -> CaseResult:
         result.failures.append(f"pack refused: {loaded[0].message}")
         return result
     decoder = json_event_decoder()
+    seq = 1
     for i, raw in enumerate(case["events"]):
         path = f"cases[{index}].events[{i}]"
         try:
             body = dict(raw)
             expect = body.pop("expect", None)
+            repeat = body.pop("repeat", 1)
+            every = _offset(body.pop("every", 0))
+            if type(repeat) is not int or not 1 <= repeat <= MAX_REPEAT:
+                raise ValueError(f"repeat={repeat!r}: an integer from 1 to {MAX_REPEAT}")
             if "at" in body:
                 body["ts"] = start + _offset(body.pop("at"))
             body.setdefault("ts", start)
-            body.setdefault("seq", i + 2)
-            body.setdefault("id", f"{index}-{i}")
-            event = decoder.decode(msgspec.json.encode(body))
+            events = [
+                decoder.decode(msgspec.json.encode(b))
+                for b in _repeated(body, repeat, every, seq, f"{index}-{i}")
+            ]
         except (TypeError, ValueError, msgspec.ValidationError) as exc:
             result.failures.append(f"{path}: not an event: {exc}")
             return result
-        outputs = component.apply(event)
+        seq += repeat
+        for event in events:
+            outputs = component.apply(event)
+        event = events[-1]
         if expect is not None:
             result.checked += 1
             kind = type(event).__name__
@@ -105,6 +120,22 @@ def _run_case(pack_text: str, index: int, case: dict) -> CaseResult:
             }
             _check(path, expect, outputs, rules, result)
     return result
+
+
+def _repeated(body: dict, repeat: int, every: int, seq: int, id_: str) -> list[dict]:
+    """The event ``body`` ``repeat`` times, ``every`` ms apart from its ``ts``, with ``{n}``
+    in its string fields replaced by the repetition's number (see the module docstring)."""
+    if repeat == 1:
+        return [{"seq": seq + 1, "id": id_, **body}]
+    return [
+        {
+            "seq": seq + 1 + n,
+            "id": f"{id_}-{n}",
+            **{k: v.replace("{n}", str(n)) if isinstance(v, str) else v for k, v in body.items()},
+            "ts": body["ts"] + n * every,
+        }
+        for n in range(repeat)
+    ]
 
 
 def _offset(value: object) -> int:

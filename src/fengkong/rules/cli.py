@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fengkong.engine.core import register_event_kinds
 from fengkong.model.events import json_event_decoder
 from fengkong.rules.backtest import run_backtest
 from fengkong.rules.cases import CasesError, load_cases, run_cases
@@ -35,6 +36,7 @@ def _read(path: Path) -> str:
 
 
 def _load(path: Path):
+    register_event_kinds()  # a pack may decide any kind the engine accepts (OrderRequest ...)
     try:
         return load_pack(_read(path))
     except PackError as exc:
