@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fengkong.rules.cases import MAX_REPEAT, run_cases
+from fengkong.rules.cases import MAX_REPEAT, _repeated, run_cases
 from tests.rules.kit import pack_text, rule
 
 PACK = pack_text(
@@ -42,6 +42,17 @@ def test_repeat_numbers_the_copies_and_spaces_them_every_apart():
         {**BODY, "account": "v", "at": "1h22m", "expect": {"fired": []}},
     )
     assert expired.failures == []
+
+
+def test_n_is_numbered_only_in_an_event_that_gives_repeat():
+    body = {"account": "x{n}", "ts": 5}
+    assert _repeated(body, 1, 0, 1, "c", numbered=False) == [
+        {"seq": 2, "id": "c", "account": "x{n}", "ts": 5}
+    ]
+    assert _repeated(body, 2, 7, 1, "c", numbered=True) == [
+        {"seq": 2, "id": "c-0", "account": "x0", "ts": 5},
+        {"seq": 3, "id": "c-1", "account": "x1", "ts": 12},
+    ]
 
 
 def test_an_expect_on_a_repeated_event_checks_its_last_copy():

@@ -20,8 +20,8 @@ of fired rule names, active and shadow), ``hold_hours``, ``shadow_outcome`` and
 
 ``repeat: N`` (1 to :data:`MAX_REPEAT`) processes the event N times, ``every`` (a duration,
 default 0) apart, for velocity and ratio rules that need thousands of events; ``{n}`` in a
-string field becomes the repetition's number (0 to N - 1), so that ``order_id: o{n}`` names
-N orders. An ``expect`` applies to the last repetition.
+string field of an event with ``repeat`` becomes the repetition's number (0 to N - 1), so
+that ``order_id: o{n}`` names N orders. An ``expect`` applies to the last repetition.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def _run_case(pack_text: str, index: int, case: dict) -> CaseResult:
         try:
             body = dict(raw)
             expect = body.pop("expect", None)
+            numbered = "repeat" in body
             repeat = body.pop("repeat", 1)
             every = _offset(body.pop("every", 0))
             if type(repeat) is not int or not 1 <= repeat <= MAX_REPEAT:
@@ -100,7 +101,7 @@ def _run_case(pack_text: str, index: int, case: dict) -> CaseResult:
             body.setdefault("ts", start)
             events = [
                 decoder.decode(msgspec.json.encode(b))
-                for b in _repeated(body, repeat, every, seq, f"{index}-{i}")
+                for b in _repeated(body, repeat, every, seq, f"{index}-{i}", numbered)
             ]
         except (TypeError, ValueError, msgspec.ValidationError) as exc:
             result.failures.append(f"{path}: not an event: {exc}")
@@ -122,10 +123,13 @@ def _run_case(pack_text: str, index: int, case: dict) -> CaseResult:
     return result
 
 
-def _repeated(body: dict, repeat: int, every: int, seq: int, id_: str) -> list[dict]:
-    """The event ``body`` ``repeat`` times, ``every`` ms apart from its ``ts``, with ``{n}``
-    in its string fields replaced by the repetition's number (see the module docstring)."""
-    if repeat == 1:
+def _repeated(
+    body: dict, repeat: int, every: int, seq: int, id_: str, numbered: bool
+) -> list[dict]:
+    """The event ``body`` ``repeat`` times, ``every`` ms apart from its ``ts``; when the case
+    gave ``repeat`` (``numbered``), ``{n}`` in its string fields is the repetition's number
+    (see the module docstring)."""
+    if not numbered:
         return [{"seq": seq + 1, "id": id_, **body}]
     return [
         {
