@@ -159,7 +159,7 @@ def test_command_line_against_and_labels(tmp_path):
     assert "66.7%" in out and "50.0%" in out and "100.0%" in out
     assert "changed decisions: 1" in out
 
-    (tmp_path / "bad.csv").write_text("id,label\nw1,maybe\n")
+    (tmp_path / "bad.csv").write_text("id,label\nw1,[maybe]\n")
     refused = runner.invoke(app, [*arguments, "--labels", str(tmp_path / "bad.csv")])
     assert refused.exit_code == 2
-    assert "line 2: label='maybe'" in refused.output
+    assert "line 2: label='[maybe]'" in refused.output

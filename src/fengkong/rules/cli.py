@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -122,7 +123,8 @@ def backtest(
         try:
             known = parse_labels(_read(labels))
         except LabelsError as exc:
-            errors.print(f"[red]{labels}: {exc}[/red]", highlight=False, soft_wrap=True)
+            message = escape(f"{labels}: {exc}")
+            errors.print(f"[red]{message}[/red]", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
     decoder = json_event_decoder()
     size = os.path.getsize(events)
