@@ -364,9 +364,10 @@ def _key_table_churn(keys: int) -> tuple[float, list[tuple[float, int]]]:
     keyed by IP address in its steady state), for 3 x ``keys`` events: the median
     microseconds of one pop and insert, and the slowest three (microseconds, event number).
 
-    The slowest are the table's rebuilds: popped keys leave holes that inserts do not reuse,
-    so the dictionary under the ordered dict is rebuilt when its free slots run out (about
-    every ``keys`` inserts), and the ordered dict then relinks every key, one lookup each."""
+    The pauses among the slowest are the table's rebuilds: popped keys leave holes that
+    inserts do not reuse, so the dictionary under the ordered dict is rebuilt when its free
+    slots run out (about every ``keys`` inserts), and the ordered dict then relinks every
+    key, one lookup each; with fewer than three rebuilds in the run the rest are ordinary."""
     table = CountWindow(60_000, 60, 1 << 62, 1).keys
     for i in range(keys):
         table[f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}"] = [1, 0, 1]

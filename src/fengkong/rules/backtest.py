@@ -187,7 +187,7 @@ def _count(
 def _score(
     report: BacktestReport, arm: str, decision: Decision | None, flagged: bool, positive: bool
 ) -> None:
-    report.scores.setdefault(arm, Confusion()).add(flagged, positive)
+    report.scores[arm].add(flagged, positive)
     if decision is not None and arm != "candidate+shadow":
         for pack in decision.packs:
             report.evaluated[(arm, pack, decision.event_type, positive)] += 1
