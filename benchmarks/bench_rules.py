@@ -22,6 +22,11 @@ Measures, in one process run:
     python benchmarks/bench_rules.py --smoke   # a few seconds
     python benchmarks/bench_rules.py --accounts 20 --ips 40   # every store fits in cache
 
+Comparing two versions on a machine whose speed drifts: ``--interleaved`` times blocks of 500
+decisions alternated with a fixed loop of 600,000 iterations and prints the median of the
+blocks' ratios (decision time / loop time), which the machine's drift moves far less than
+the percentiles; run it alternately for each version (``PYTHONPATH`` to a ``git worktree``).
+
 Instruction counts (deterministic, unlike wall-clock percentiles on a shared machine):
 ``--callgrind`` warms the pack with 20,000 requests over 1,000 accounts, then decides
 2,000 more inside ``functools.reduce``, so that callgrind counts only those decisions:
@@ -208,7 +213,15 @@ def main() -> None:
         type=int,
         help="keys of the churned store key table (default 100,000; 10,000 with --smoke)",
     )
+    parser.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="decision blocks alternated with a fixed loop: the median ratio, for A/B runs",
+    )
     args = parser.parse_args()
+    if args.interleaved:
+        _interleaved(accounts=args.accounts or 5_000, ips=args.ips)
+        return
     if args.callgrind:
         _callgrind_workload(accounts=args.accounts or 1_000, ips=args.ips)
         return
@@ -412,6 +425,42 @@ def _machine_floor(target_us: float, count: int) -> tuple[int, dict[str, float]]
         _floor_loop(iterations)
         samples[i] = clock() - start
     return iterations, percentiles(samples)
+
+
+def _interleaved(accounts: int, ips: int | None, block: int = 500, blocks: int = 100) -> None:
+    """Warm up as the main run does, then ``blocks`` blocks of ``block`` decisions, each
+    followed by :func:`_floor_loop` of 1,200 iterations per decision; prints the median of
+    the blocks' decision-to-loop time ratios and the median block's mean decision time."""
+    component = RulesComponent()
+    rules = make_rules()
+    component.apply(
+        RulePackLoaded(
+            seq=0, id="pack", ts=T0, pack_yaml=pack_yaml([r["ours"] for r in rules]), author="bench"
+        )
+    )
+    for event in requests(100_000, accounts, T0, seed=1, ips=ips):
+        component.apply(event)
+    events = requests(block * blocks, accounts, T0 + 100_000 * 500, seed=2, ips=ips)
+    gc.collect()
+    gc.freeze()
+    clock = time.perf_counter_ns
+    apply = component.apply
+    ratios, means = [], []
+    for start in range(0, len(events), block):
+        t0 = clock()
+        for event in events[start : start + block]:
+            apply(event)
+        t1 = clock()
+        _floor_loop(block * 1_200)
+        t2 = clock()
+        ratios.append((t1 - t0) / (t2 - t1))
+        means.append((t1 - t0) / block / 1000)
+    ratios.sort()
+    means.sort()
+    print(
+        f"interleaved: median ratio {ratios[len(ratios) // 2]:.3f} (decisions / fixed loop), "
+        f"median block mean {means[len(means) // 2]:.2f} us per decision, {blocks} blocks"
+    )
 
 
 def _callgrind_workload(
