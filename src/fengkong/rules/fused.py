@@ -17,11 +17,12 @@ same effect on the stores, written into the generated code:
 * the reads' lookups come first, one after another, before any read uses a state: a lookup
   misses the cache two or three times (the table's index, its entry, the state), and
   lookups that do not wait on each other's results let the processor overlap those misses
-  (a decision's mean fell 5-9 % in ten interleaved runs, ``docs/benchmarks.md``); a
-  lookup cannot raise or change a store, so its place does not change the result (a key
-  computed from a read's value is looked up where the read is);
+  (8 of 10 alternating runs faster, the time against a fixed loop down 7 % in the last six:
+  ``docs/benchmarks.md``); a lookup cannot raise or change a store, so its place does not
+  change the result (a key computed from a read's value is looked up where the read is);
 * likewise, right after the reads, each distinct feature looks the event's value up in the
-  key's map (``f*``), for its update to use instead of looking again (another 2-3 %);
+  key's map (``f*``), for its update to use instead of looking again (5 of 6 runs faster,
+  about 3 %);
 * the common cases of an update (a new key, the newest bucket again, a newer bucket) are
   inline; late events, sketches and full stores call the store's helpers, which are the
   ones its ``add`` uses.
