@@ -35,6 +35,7 @@ def test_an_empty_file_has_no_labels_and_a_header_alone_has_none():
         ("id,label\nw1,fraud\n", LabelProblem.BAD_LABEL, 2, "label", "fraud"),
         ("id,label\nw1\n", LabelProblem.BAD_LABEL, 2, "label", ""),
         ("id,label\nw1,1\nw2,0\nw1,0\n", LabelProblem.CONFLICTING_LABEL, 4, "label", "0"),
+        ('id,label,note\nw1,1,"two\nlines"\nw2,x,\n', LabelProblem.BAD_LABEL, 4, "label", "x"),
     ],
 )
 def test_refusals_name_the_line_the_field_and_the_value(text, problem, line, field, value):

@@ -169,13 +169,7 @@ def backtest(
         )
         scores = Table("arm", "flagged", "TP", "FP", "FN", "TN", "precision", "recall")
         for arm, matrix in report.scores.items():
-            scores.add_row(
-                arm,
-                str(matrix.tp + matrix.fp),
-                *(str(n) for n in (matrix.tp, matrix.fp, matrix.fn, matrix.tn)),
-                _share(matrix.precision),
-                _share(matrix.recall),
-            )
+            scores.add_row(arm, str(matrix.tp + matrix.fp), *_confusion_cells(matrix))
         console.print(scores)
     for title, arm, rules in (
         ("candidate rules", "candidate", report.rules),
@@ -204,12 +198,13 @@ def _rule_table(report, arm: str, rules: dict, labeled: bool) -> Table:
         row = [counts.pack, counts.rule, counts.mode, str(counts.fired), str(counts.errors)]
         row += [str(counts.changed), *(str(counts.outcomes[o]) for o in Outcome)]
         if labeled:
-            matrix = report.rule_confusion(counts, arm)
-            row += [str(matrix.tp), str(matrix.fp), str(matrix.fn)]
-            row += [_share(matrix.precision), _share(matrix.recall)]
+            cells = _confusion_cells(report.rule_confusion(counts, arm))
+            row += [*cells[:3], *cells[4:]]  # a rule's TN is most of the log: left out
         table.add_row(*row)
     return table
 
 
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
+def _confusion_cells(matrix) -> list[str]:
+    """TP, FP, FN, TN, precision and recall as table cells (``-`` for an undefined share)."""
+    shares = ["-" if v is None else f"{v:.1%}" for v in (matrix.precision, matrix.recall)]
+    return [str(matrix.tp), str(matrix.fp), str(matrix.fn), str(matrix.tn), *shares]

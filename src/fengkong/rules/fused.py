@@ -569,7 +569,12 @@ def _found(w: _Writer, plan: Any, captured: dict[str, str]) -> dict[str, tuple[s
     found = {}
     for feature, _, value_code in plan.update_specs:
         distinct = isinstance(w.stores[feature], DistinctWindow)
-        if distinct and feature in captured and feature not in found and value_code[:3] == "ev.":
+        if (
+            distinct
+            and feature in captured
+            and feature not in found
+            and value_code.startswith("ev.")
+        ):
             found[feature] = (f"f{len(found)}", w.key(value_code))
     return found
 

@@ -60,7 +60,8 @@ def parse_labels(text: str) -> dict[str, bool]:
             )
     at_id, at_label = columns.index("id"), columns.index("label")
     labels: dict[str, bool] = {}
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num  # the file's line, also after a quoted note spanning lines
         if not any(cell.strip() for cell in row):
             continue
         event_id = row[at_id].strip() if at_id < len(row) else ""
