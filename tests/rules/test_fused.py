@@ -435,3 +435,27 @@ def test_an_owed_sweep_drained_a_few_keys_at_a_time_drops_what_the_sweep_drops(
     owed.settle()
     assert list(owed.keys) == kept
     assert not owed._owed and owed._swept == cutoff
+
+
+def test_a_comparison_two_rules_share_stays_behind_the_guard_of_an_optional_field():
+    """The step computes a comparison that several rules contain once, before the rules; not
+    one that reads an optional field, which is None where the guard would have stopped it."""
+    from fengkong.gate.events import OrderRequest
+
+    guarded = "has(event.price) and event.price > 100"
+    text = pack_text([rule(guarded, on="OrderRequest", name=n) for n in ("a", "b")], name="orders")
+    made = RulesComponent()
+    made.apply(RulePackLoaded(seq=1, id="p", ts=T0, pack_yaml=text, author="t"))
+    assert "OrderRequest" in made.packs["orders"].steps
+    market = OrderRequest(
+        seq=2, id="m", ts=T0, action="new", order_id="m", account="a", symbol="X",
+        order_type="market", qty="1",
+    )  # fmt: skip
+    limit = OrderRequest(
+        seq=3, id="l", ts=T0, action="new", order_id="l", account="a", symbol="X", qty="1",
+        price="101",
+    )  # fmt: skip
+    [decision] = made.apply(market)
+    assert decision.fired == [] and decision.outcome == "allow"
+    [decision] = made.apply(limit)
+    assert [f.rule for f in decision.fired] == ["a", "b"]

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fengkong.gate.events import OrderRequest  # registers the kind: rules may decide it
+from fengkong.model.events import Fill
 from fengkong.rules.errors import PackError, ProblemCode
 from fengkong.rules.language import MAX_SOURCE_CHARS
 from fengkong.rules.pack import load_pack
@@ -407,3 +409,156 @@ def test_compiler_warnings_are_syntax_problems_not_stderr_noise(text: str) -> No
         warnings.simplefilter("error")
         assert parse_expression(text, "rules[0].if", problems) is None
     assert [p.code.value for p in problems] == ["syntax"]
+
+
+# --- optional fields: read only where proved present ------------------------------------------
+
+
+def order(price: str | None = "101.5", **fields):
+    """A new limit order (``price=None``: a market order, which carries no price)."""
+    body = {"action": "new", "order_id": "o1", "account": "u1", "symbol": "BTCUSDT", "qty": "2"}
+    body.update(fields)
+    if price is None:
+        body["order_type"] = "market"
+    return OrderRequest(seq=0, id=f"o-{price}-{sorted(fields.items())}", ts=T0, price=price, **body)
+
+
+OPTIONAL_CONSTRUCTS = [
+    # (condition, fires on the limit order at 101.5, fires on the market order)
+    ("has(event.price)", True, False),
+    ("not has(event.price)", False, True),
+    ("has(event.price) and event.price > 100", True, False),
+    ("has(event.price) and event.qty > 1 and event.price < 101", False, False),
+    ("not has(event.price) or event.price < 200", True, True),
+    ("not has(event.price) or event.price < 100", False, True),
+    ("(event.price if has(event.price) else 0.0) > 100", True, False),
+    ("(0.0 if not has(event.price) else event.price) > 100", True, False),
+    ("has(event.price) and (event.price > 1000 or event.price * event.qty > 200)", True, False),
+    ("coalesce(event.price, 0.0) > 100", True, False),
+    ("coalesce(event.price, 1e9) > 1000", False, True),
+    ("coalesce(event.price, event.qty) == 2", False, True),
+    ("has(event.price) and has(event.price) and event.price == 101.5", True, False),
+]
+
+
+@pytest.mark.parametrize(("condition", "on_limit", "on_market"), OPTIONAL_CONSTRUCTS)
+def test_an_optional_field_reads_where_has_proved_it_present(condition, on_limit, on_market):
+    assert fires(condition, order(), on="OrderRequest") is on_limit
+    assert fires(condition, order(price=None), on="OrderRequest") is on_market
+
+
+def test_a_trace_shows_the_presence_test_and_an_absent_field_as_none():
+    from tests.rules.kit import decide, loaded
+
+    component = loaded(
+        pack_text([rule("not has(event.price) or event.price < 5", on="OrderRequest")])
+    )
+    [fired] = decide(component, order(price=None)).fired
+    assert fired.values == [["has(event.price)", False], ["event.price", None]]
+
+
+def test_optional_string_fields_narrow_too():
+    fill = Fill(
+        seq=0,
+        id="f1",
+        ts=T0,
+        symbol="BTCUSDT",
+        price="100",
+        qty="1",
+        buyer="u1",
+        seller="u2",
+        taker_side="buy",
+        buy_order_id="ord-7",
+    )
+    condition = "has(event.buy_order_id) and startswith(event.buy_order_id, 'ord-')"
+    assert fires(condition, fill, on="Fill")
+    assert fires("coalesce(event.sell_order_id, 'none') == 'none'", fill, on="Fill")
+
+
+@pytest.mark.parametrize(
+    ("condition", "code", "fragment", "column"),
+    [
+        ("event.price > 100", ProblemCode.MAYBE_ABSENT, "has(event.price) and", 1),
+        ("has(event.price) or event.price > 1", ProblemCode.MAYBE_ABSENT, "may be absent", 21),
+        ("event.price > 1 and has(event.price)", ProblemCode.MAYBE_ABSENT, "optional", 1),
+        ("not has(event.price) and event.price > 1", ProblemCode.MAYBE_ABSENT, "absent", 26),
+        ("has(event.price) == True and event.price > 1", ProblemCode.MAYBE_ABSENT, "absent", 30),
+        ("(event.price if True else 0.0) > 1", ProblemCode.MAYBE_ABSENT, "absent", 2),
+        ("has(event.qty)", ProblemCode.BAD_ARGUMENTS, "always present in OrderRequest", 5),
+        ("has(event.prce)", ProblemCode.UNKNOWN_FIELD, "did you mean 'price'", 5),
+        ("has(event.__class__)", ProblemCode.DUNDER_NAME, "'__class__'", 5),
+        ("has(1)", ProblemCode.BAD_ARGUMENTS, "has(event.NAME): an event field", 1),
+        ("has(event.price, event.price)", ProblemCode.BAD_ARGUMENTS, "one argument", 1),
+        ("has", ProblemCode.DISALLOWED_CONSTRUCT, "has must be called", 1),
+        ("coalesce(event.price, 'x') == 'x'", ProblemCode.TYPE_MISMATCH, "fallback is str", 1),
+        ("coalesce(event.price) > 1", ProblemCode.BAD_ARGUMENTS, "two arguments", 1),
+        ("coalesce(event.qty, 1) > 1", ProblemCode.BAD_ARGUMENTS, "always present", 10),
+    ],
+)
+def test_an_optional_field_read_without_proof_is_a_load_error(condition, code, fragment, column):
+    [problem] = problems(condition, on="OrderRequest")
+    assert problem.code is code
+    assert fragment in problem.message
+    assert (problem.line, problem.column) == (1, column)
+
+
+def test_has_on_a_kind_without_optional_fields_says_so():
+    [problem] = problems("has(event.amount)")
+    assert problem.code is ProblemCode.BAD_ARGUMENTS
+    assert "the kind has none" in problem.message
+
+
+_numbers = st.recursive(
+    st.sampled_from(
+        [
+            "event.price",
+            "event.qty",
+            "coalesce(event.price, 0.0)",
+            "coalesce(event.price, 7)",
+            "100",
+            "2.5",
+        ]
+    ),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from([" + ", " - ", " * "]), inner).map(
+            "({0[0]}{0[1]}{0[2]})".format
+        ),
+        st.tuples(inner, st.deferred(lambda: _conditions), inner).map(
+            "({0[0]} if {0[1]} else {0[2]})".format
+        ),
+    ),
+    max_leaves=6,
+)
+_conditions = st.recursive(
+    st.one_of(
+        st.just("has(event.price)"),
+        st.just("True"),
+        st.tuples(_numbers, st.sampled_from([" > ", " <= ", " == "]), _numbers).map(
+            "({0[0]}{0[1]}{0[2]})".format
+        ),
+    ),
+    lambda inner: st.one_of(
+        inner.map("(not {})".format),
+        st.lists(inner, min_size=2, max_size=3).map(lambda xs: "(" + " and ".join(xs) + ")"),
+        st.lists(inner, min_size=2, max_size=3).map(lambda xs: "(" + " or ".join(xs) + ")"),
+        st.tuples(inner, inner, inner).map("({0[0]} if {0[1]} else {0[2]})".format),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_conditions)
+def test_an_accepted_expression_never_meets_an_absent_field(expression):
+    """Soundness of the narrowing: whatever the checker accepts evaluates without error on an
+    order with a price and on one without (no ``None`` reaches a comparison or arithmetic)."""
+    from tests.rules.kit import decide, loaded
+
+    try:
+        plan = load_pack(pack_text([rule(expression, on="OrderRequest")]))
+    except PackError as exc:
+        assert exc.problems
+        return
+    for event in (order(), order(price=None)):
+        decision = decide(loaded(plan.source), event)
+        assert all(not fired.error for fired in decision.fired), (expression, decision.fired)

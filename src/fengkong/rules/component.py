@@ -452,7 +452,7 @@ class _KindInfo:
         fields = fields_of(kind)
         self.name = kind.__name__
         self.checks = tuple(
-            (name, field_type.decimal)
+            (name, field_type.decimal, field_type.optional)
             for name, field_type in fields.items()
             if field_type.decimal or field_type.semantic == "ip"
         )
@@ -478,10 +478,13 @@ def _validator(info: _KindInfo) -> Callable[[Event], dict[str, int]]:
         "        raise _RejectError(_INVALID, 'account', '', 'required')",
     ]
     decimals = []
-    for name, decimal in info.checks:
+    for name, decimal, optional in info.checks:
         if decimal:
             decimals.append(name)
-            lines.append(f"    d_{name} = _units({name!r}, ev.{name})")
+            parse = f"_units({name!r}, ev.{name})"
+            if optional:  # absent: None, as the update reads it (see pack._update_call)
+                parse = f"None if ev.{name} is None else {parse}"
+            lines.append(f"    d_{name} = {parse}")
         else:
             lines += [
                 f"    value = ev.{name}",
@@ -544,10 +547,10 @@ def _validate_reference(event: Event, info: _KindInfo) -> dict[str, int]:
     if not event.account:
         raise RejectError(RejectReason.INVALID_PARAMETER, "account", "", "required")
     units: dict[str, int] = {}
-    for name, decimal in info.checks:
+    for name, decimal, optional in info.checks:
         value = getattr(event, name)
         if decimal:
-            units[name] = _positive_units(name, value)
+            units[name] = None if optional and value is None else _positive_units(name, value)
         elif value and not (type(value) is str and _IPV4.fullmatch(value)):
             try:
                 ipaddress.ip_address(value)

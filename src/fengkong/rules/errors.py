@@ -25,6 +25,7 @@ class ProblemCode(enum.StrEnum):
     UNKNOWN_LIST = "unknown_list"
     UNKNOWN_EVENT = "unknown_event"
     TYPE_MISMATCH = "type_mismatch"
+    MAYBE_ABSENT = "maybe_absent"  # an optional field read where has() did not prove it
     BAD_LITERAL = "bad_literal"
     BAD_ARGUMENTS = "bad_arguments"
     BAD_VALUE = "bad_value"

@@ -264,9 +264,13 @@ def _value_type(agg: str, field: FieldType | None, bad) -> Type:
             )
             return Type.ERROR
         return field.type
-    if agg == "distinct":
-        if field.type not in (Type.STR, Type.INT):
-            bad("value", ProblemCode.TYPE_MISMATCH, "distinct counts str or int fields")
+    if agg == "distinct":  # a decimal's values are its exact amounts: 1.50 is 1.5
+        if field.type not in (Type.STR, Type.INT) and not field.decimal:
+            bad(
+                "value",
+                ProblemCode.TYPE_MISMATCH,
+                "distinct counts str, int or decimal-amount fields",
+            )
         return Type.INT
     return field.type  # last
 
@@ -312,7 +316,7 @@ def build_store(spec: FeatureSpec) -> KeyedWindow:
         pick = min if spec.agg == "min" else max
         return ExtremumWindow(g, n, keys, scale, pick, spec.default)
     if spec.agg == "distinct":
-        return DistinctWindow(g, n, keys, spec.exact_limit)
+        return DistinctWindow(g, n, keys, spec.exact_limit, scale)
     return LastWindow(g, n, keys, scale, spec.default)
 
 

@@ -452,7 +452,7 @@ def _rules(plan: Any, label: str) -> tuple[list[str], dict[str, Any]]:
     reads = plan.reads
     names: dict[str, Any] = {"_FR": FiredRule, "_OUTCOMES": list(Outcome)}
     active_reasons = [r.reason for r in plan.rules if r.mode == "active"]
-    lines, conditions = _shared_atoms(plan.conditions)
+    lines, conditions = _shared_atoms(plan.conditions, reads.optional)
     for index, (rule, condition) in enumerate(zip(plan.rules, conditions, strict=True)):
         names[f"_RO{index}"] = rule.outcome
         pairs = ", ".join(f"[{reads.labels[local]!r}, {local}]" for local in plan.traces[index])
@@ -496,19 +496,23 @@ def _rules(plan: Any, label: str) -> tuple[list[str], dict[str, Any]]:
 # A comparison of a hoisted read with a literal or a literal set: it cannot raise (the
 # checker admits ordering comparisons of numbers only, ``==`` of like with like, membership
 # of a string in a set of strings) and has no effect, so computing it once before the rules
-# is the same as computing it in each rule that contains it.
+# is the same as computing it in each rule that contains it. Not for the read of an optional
+# field: it is None where the field is absent, and only the rule's own guard keeps a
+# comparison from seeing that.
 _ATOM = re.compile(
     r"\((v[0-9]+) (==|!=|<=|>=|<|>|in|not in) "
     r"(K[0-9]+|'[^'\\()]*'|-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)\)"
 )
 
 
-def _shared_atoms(conditions: list[str]) -> tuple[list[str], list[str]]:
+def _shared_atoms(conditions: list[str], optional: set[str]) -> tuple[list[str], list[str]]:
     """Lines computing each atom (see ``_ATOM``) that two or more conditions contain into a
-    local ``b<n>``, and the conditions reading those locals."""
+    local ``b<n>``, and the conditions reading those locals; ``optional``: the locals of
+    optional fields, whose atoms are left in place."""
     counts: dict[str, int] = {}
     for condition in conditions:
-        for atom in {m.group(0) for m in _ATOM.finditer(condition)}:
+        found = {m.group(0) for m in _ATOM.finditer(condition) if m.group(1) not in optional}
+        for atom in found:
             counts[atom] = counts.get(atom, 0) + 1
     shared = {atom: f"b{i}" for i, atom in enumerate(a for a, n in counts.items() if n > 1)}
     if not shared:

@@ -6,16 +6,26 @@ literals only after ``in``), comparisons (chains included), ``and``/``or``/``not
 ``+ - * / // %`` on numbers, unary ``-``/``+``, ``a if c else b``, ``in``/``not in``,
 ``NAMESPACE.name`` for the namespaces ``event``, ``account``, ``features`` and ``lists``,
 ``features.name[key]`` / ``features.name[key1, key2]`` with keys that are event fields or
-literals, and calls of the registered functions (:mod:`fengkong.rules.functions`) plus
-``in_list("name", value)``. Everything else is refused: other names, attribute chains, dunder
-or private names, method calls, subscripts of anything but a feature, lambdas,
-comprehensions, generators, f-strings, ``**``, bit operators, ``is``, walrus, starred
+literals, and calls of the registered functions (:mod:`fengkong.rules.functions`) plus three
+special forms: ``in_list("name", value)``, ``has(event.NAME)`` and
+``coalesce(event.NAME, fallback)``. Everything else is refused: other names, attribute
+chains, dunder or private names, method calls, subscripts of anything but a feature,
+lambdas, comprehensions, generators, f-strings, ``**``, bit operators, ``is``, walrus, starred
 arguments, keywords, ``None``, bytes, and literals outside fixed bounds.
 
 The checker is strict about types: ``and``/``or``/``not`` and ``if`` take booleans (no
 truthiness), ordering comparisons take numbers, ``==`` compares like with like, a string
 compared with an enum field must be one of the enum's values, and a value tested against a
 list must be of the list's value kind (an ``ip`` is not a ``device``).
+
+An optional event field (``OrderRequest.price``, absent on a market order) is read only
+where the checker has proved it present, the way a type checker narrows ``T | None``: after
+``has(event.price)`` in an ``and`` chain (``has(event.price) and event.price > 100``), after
+``not has(event.price)`` in an ``or`` chain, in the branch of a conditional that its test
+proves it in; or through ``coalesce(event.price, 0.0)``. Anywhere else its read is a load
+error (``maybe_absent``), so no rule ever compares ``None``. The hoisted read itself is
+``None`` when the field is absent (it runs before every rule); the test that proved the
+field present runs first at run time, as ``and`` / ``or`` / ``if`` evaluate left to right.
 
 The output of a successful check is Python code over *hoisted reads*: every event field,
 feature value and list membership an evaluator needs is computed once into a local by the
@@ -110,6 +120,8 @@ class ReadTable:
     # local -> (feature name, key code, read with the feature's own key fields): what the
     # fused step (:mod:`fengkong.rules.fused`) needs to inline a feature read
     features: dict[str, tuple[str, str, bool]] = field(default_factory=dict)
+    # locals of optional event fields: None when absent, so only guarded code reads them
+    optional: set[str] = field(default_factory=set)
 
     def constant(self, value: object) -> str:
         """A global name bound to ``value`` (a literal set built once, not per evaluation);
@@ -163,9 +175,14 @@ class Typed:
     label: str = ""
     literal: object = None
     is_literal: bool = False
+    # optional event fields proven present when the (boolean) expression is true / false
+    if_true: frozenset[str] = frozenset()
+    if_false: frozenset[str] = frozenset()
 
 
 _ERROR = Typed("None", Type.ERROR)
+_NOTHING: frozenset[str] = frozenset()
+SPECIAL_FORMS = ("coalesce", "has", "in_list")
 
 
 def parse_expression(text: object, path: str, problems: list[Problem]) -> ast.Expression | None:
@@ -234,6 +251,7 @@ class Checker:
         self.path = path
         self.scope = scope
         self.problems = problems
+        self.present: frozenset[str] = _NOTHING  # optional fields proven present here
 
     # --- reporting ------------------------------------------------------------------------
 
@@ -294,7 +312,7 @@ class Checker:
             return self.fail(
                 node, ProblemCode.DISALLOWED_CONSTRUCT, f"{node.id} needs a name: {node.id}.NAME"
             )
-        if node.id in FUNCTIONS or node.id == "in_list":
+        if node.id in FUNCTIONS or node.id in SPECIAL_FORMS:
             return self.fail(node, ProblemCode.DISALLOWED_CONSTRUCT, f"{node.id} must be called")
         hint = _suggest(node.id, self.scope.fields)
         return self.fail(
@@ -333,9 +351,22 @@ class Checker:
                 ProblemCode.UNKNOWN_FIELD,
                 f"{self.scope.kind_name} has no readable field {name!r}{hint}",
             )
+        if field_type.optional and name not in self.present:
+            return self.fail(
+                node,
+                ProblemCode.MAYBE_ABSENT,
+                f"event.{name} may be absent ({self.scope.kind_name}.{name} is optional): "
+                f"test it first, has(event.{name}) and ..., or read "
+                f"coalesce(event.{name}, FALLBACK)",
+            )
         code = f"_float(ev.{name})" if field_type.decimal else f"ev.{name}"
+        if field_type.optional and field_type.decimal:
+            code = f"None if ev.{name} is None else {code}"
         label = f"event.{name}"
-        local = self.scope.reads.read(("event", name), label, code)
+        reads = self.scope.reads
+        local = reads.read(("event", name), label, code)
+        if field_type.optional:
+            reads.optional.add(local)
         return Typed(
             local,
             field_type.type,
@@ -445,15 +476,29 @@ class Checker:
     # --- operators ------------------------------------------------------------------------
 
     def visit_BoolOp(self, node: ast.BoolOp) -> Typed:
-        parts = [self.visit(value) for value in node.values]
+        conjunction = isinstance(node.op, ast.And)
+        outer = self.present
+        parts = []
+        for value in node.values:  # each operand sees what the ones before it proved
+            part = self.visit(value)
+            parts.append(part)
+            self.present |= part.if_true if conjunction else part.if_false
+        self.present = outer
         for value, part in zip(node.values, parts, strict=True):
             if part.type not in (Type.BOOL, Type.ERROR):
                 word = "and" if isinstance(node.op, ast.And) else "or"
                 return self.mismatch(value, f"'{word}' takes booleans, got {part.type}")
         if any(part.type is Type.ERROR for part in parts):
             return _ERROR
-        word = " and " if isinstance(node.op, ast.And) else " or "
-        return Typed(f"({word.join(p.code for p in parts)})", Type.BOOL)
+        word = " and " if conjunction else " or "
+        if conjunction:  # true: every operand was; false: what every operand's falsity proves
+            if_true = _NOTHING.union(*(p.if_true for p in parts))
+            if_false = frozenset.intersection(*(p.if_false for p in parts))
+        else:
+            if_true = frozenset.intersection(*(p.if_true for p in parts))
+            if_false = _NOTHING.union(*(p.if_false for p in parts))
+        code = f"({word.join(p.code for p in parts)})"
+        return Typed(code, Type.BOOL, if_true=if_true, if_false=if_false)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Typed:
         operand = self.visit(node.operand)
@@ -462,7 +507,12 @@ class Checker:
         if isinstance(node.op, ast.Not):
             if operand.type is not Type.BOOL:
                 return self.mismatch(node, f"'not' takes a boolean, got {operand.type}")
-            return Typed(f"(not {operand.code})", Type.BOOL)
+            return Typed(
+                f"(not {operand.code})",
+                Type.BOOL,
+                if_true=operand.if_false,
+                if_false=operand.if_true,
+            )
         if isinstance(node.op, ast.USub | ast.UAdd):
             if operand.type not in NUMERIC:
                 return self.mismatch(node, f"unary minus/plus takes a number, got {operand.type}")
@@ -491,7 +541,13 @@ class Checker:
         return Typed(f"({left.code} {symbol} {right.code})", result)
 
     def visit_IfExp(self, node: ast.IfExp) -> Typed:
-        test, body, orelse = self.visit(node.test), self.visit(node.body), self.visit(node.orelse)
+        test = self.visit(node.test)
+        outer = self.present
+        self.present = outer | test.if_true
+        body = self.visit(node.body)
+        self.present = outer | test.if_false
+        orelse = self.visit(node.orelse)
+        self.present = outer
         if Type.ERROR in (test.type, body.type, orelse.type):
             return _ERROR
         if test.type is not Type.BOOL:
@@ -619,9 +675,13 @@ class Checker:
             return self.fail(node, ProblemCode.BAD_ARGUMENTS, "keyword arguments are not allowed")
         if func.id == "in_list":
             return self._in_list(node)
+        if func.id == "has":
+            return self._has(node)
+        if func.id == "coalesce":
+            return self._coalesce(node)
         function = FUNCTIONS.get(func.id)
         if function is None:
-            known = ", ".join(sorted([*FUNCTIONS, "in_list"]))
+            known = ", ".join(sorted([*FUNCTIONS, *SPECIAL_FORMS]))
             return self.fail(
                 node, ProblemCode.UNKNOWN_FUNCTION, f"no function {func.id!r}; known: {known}"
             )
@@ -646,6 +706,81 @@ class Checker:
         if Type.ERROR in (lst.type, value.type):
             return _ERROR
         return self._list_member(node, value, lst)
+
+    def _optional_field(self, node: ast.Call, usage: str) -> str | Typed:
+        """The name of the optional event field that is the first argument of ``has`` or
+        ``coalesce`` (checked: it exists and may be absent), or the problem reported."""
+        first = node.args[0] if node.args else None
+        if not (
+            isinstance(first, ast.Attribute)
+            and isinstance(first.value, ast.Name)
+            and first.value.id == "event"
+        ):
+            return self.fail(node, ProblemCode.BAD_ARGUMENTS, f"{usage}: an event field")
+        name = first.attr
+        if name.startswith("_"):
+            return self.fail(first, ProblemCode.DUNDER_NAME, f"name {name!r} is not allowed")
+        field_type = self.scope.fields.get(name)
+        if field_type is None:
+            hint = _suggest(name, self.scope.fields)
+            return self.fail(
+                first,
+                ProblemCode.UNKNOWN_FIELD,
+                f"{self.scope.kind_name} has no readable field {name!r}{hint}",
+            )
+        if not field_type.optional:
+            optional = ", ".join(n for n, f in self.scope.fields.items() if f.optional)
+            return self.fail(
+                first,
+                ProblemCode.BAD_ARGUMENTS,
+                f"event.{name} is always present in {self.scope.kind_name}; {usage} takes an "
+                f"optional field ({optional or 'the kind has none'})",
+            )
+        return name
+
+    def _has(self, node: ast.Call) -> Typed:
+        """``has(event.NAME)``: whether the optional field is present; proves it present
+        where the expression's truth guards."""
+        usage = "has(event.NAME)"
+        if len(node.args) != 1:
+            return self.fail(node, ProblemCode.BAD_ARGUMENTS, f"{usage} takes one argument")
+        name = self._optional_field(node, usage)
+        if isinstance(name, Typed):
+            return name
+        label = f"has(event.{name})"
+        local = self.scope.reads.read(("has", name), label, f"(ev.{name} is not None)")
+        present = frozenset({name})
+        return Typed(local, Type.BOOL, local=local, label=label, if_true=present)
+
+    def _coalesce(self, node: ast.Call) -> Typed:
+        """``coalesce(event.NAME, fallback)``: the optional field, or ``fallback`` (any
+        expression of a compatible type) when it is absent."""
+        usage = "coalesce(event.NAME, FALLBACK)"
+        if len(node.args) != 2:
+            return self.fail(node, ProblemCode.BAD_ARGUMENTS, f"{usage} takes two arguments")
+        name = self._optional_field(node, usage)
+        if isinstance(name, Typed):
+            return name
+        outer = self.present
+        self.present = outer | {name}
+        value = self.visit(node.args[0])
+        self.present = outer
+        fallback = self.visit(node.args[1])
+        if Type.ERROR in (value.type, fallback.type):
+            return _ERROR
+        if value.type in NUMERIC and fallback.type in NUMERIC:
+            result = Type.INT if value.type is fallback.type is Type.INT else Type.NUMBER
+        elif value.type is fallback.type:
+            result = value.type
+        else:
+            return self.mismatch(
+                node, f"coalesce's fallback is {fallback.type}, event.{name} is {value.type}"
+            )
+        known = value.enum_values
+        if known is not None and not (fallback.is_literal and fallback.literal in known):
+            known = None  # the fallback may be outside the enum: compare with any string
+        code = f"({fallback.code} if {value.local} is None else {value.local})"
+        return Typed(code, result, enum_values=known, semantic=value.semantic)
 
 
 def _comparable(symbol: str, left: Typed, right: Typed) -> str:

@@ -548,9 +548,14 @@ def _check_code(
 
 
 def _update_call(spec: FeatureSpec, kind_name: str, reads: ReadTable) -> tuple[str, str, str]:
-    """Guard, key code and value code folding one event into ``spec``."""
+    """Guard, key code and value code folding one event into ``spec``. The guard skips an
+    event whose key or value is empty (an empty string) or absent (an optional field)."""
     fields = fields_of(event_kind(kind_name))
-    guards = [f"ev.{k}" for k in spec.key if fields[k].type is Type.STR]
+    guards = [  # a string is tested for truth: neither empty nor absent
+        f"ev.{k}" if fields[k].type is Type.STR else f"ev.{k} is not None"
+        for k in spec.key
+        if fields[k].type is Type.STR or fields[k].optional
+    ]
     keys = [f"ev.{k}" for k in spec.key]
     key_code = keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
     if spec.agg == "count":
@@ -558,15 +563,17 @@ def _update_call(spec: FeatureSpec, kind_name: str, reads: ReadTable) -> tuple[s
     else:
         field_type = fields[spec.value]
         if field_type.decimal:
-            value_code = reads.read(
-                ("units", spec.value),
-                f"units({spec.value})",
-                f"_units(ev.{spec.value}) if units is None else units[{spec.value!r}]",
-            )
+            parse = f"_units(ev.{spec.value}) if units is None else units[{spec.value!r}]"
+            if field_type.optional:
+                guards.append(f"ev.{spec.value} is not None")
+                parse = f"None if ev.{spec.value} is None else ({parse})"
+            value_code = reads.read(("units", spec.value), f"units({spec.value})", parse)
         else:
             value_code = f"ev.{spec.value}"
             if field_type.type is Type.STR:
                 guards.append(value_code)
+            elif field_type.optional:
+                guards.append(f"{value_code} is not None")
     return " and ".join(guards), key_code, value_code
 
 

@@ -5,12 +5,17 @@ components register later). A ``str`` field whose name is in :data:`DECIMAL_FIEL
 decimal amount and has type ``number`` in rules (read as ``float``); an enum field has type
 ``str`` and its values are known, so a comparison with a misspelt value is a load error.
 Fields named in :data:`SEMANTICS` carry a value kind (``user``, ``ip``, ``device``,
-``address``, ``country``) that list membership is checked against.
+``address``, ``country``) that list membership is checked against. An optional field
+(``T | None``, e.g. ``OrderRequest.price``, absent on a market order) has the type of ``T``
+and ``optional`` set: a rule reads it only where ``has(event.NAME)`` proved it present, or
+through ``coalesce`` (see :mod:`fengkong.rules.language`).
 """
 
 from __future__ import annotations
 
 import enum
+import types
+import typing
 from dataclasses import dataclass
 
 import msgspec
@@ -72,9 +77,23 @@ class FieldType:
     decimal: bool = False
     enum_values: frozenset[str] | None = None
     semantic: str | None = None
+    optional: bool = False  # ``T | None``: absent on some events of the kind
 
 
 def _field_type(name: str, annotation: object) -> FieldType | None:
+    inner = _optional(annotation)
+    if inner is not None:
+        field_type = _field_type(name, inner)
+        if field_type is None:
+            return None
+        return FieldType(
+            name,
+            field_type.type,
+            field_type.decimal,
+            field_type.enum_values,
+            field_type.semantic,
+            optional=True,
+        )
     semantic = SEMANTICS.get(name)
     if annotation is bool:
         return FieldType(name, Type.BOOL)
@@ -89,7 +108,17 @@ def _field_type(name: str, annotation: object) -> FieldType | None:
         if name in DECIMAL_FIELDS:
             return FieldType(name, Type.NUMBER, decimal=True)
         return FieldType(name, Type.STR, semantic=semantic)
-    return None  # optional, container or other fields are not readable by rules
+    return None  # container or other fields are not readable by rules
+
+
+def _optional(annotation: object) -> object:
+    """``T`` for an annotation ``T | None`` (or ``Optional[T]``), else ``None``."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return None
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if len(args) != 1 or len(typing.get_args(annotation)) != 2:
+        return None
+    return args[0]
 
 
 def event_kind(name: str) -> type[Event] | None:

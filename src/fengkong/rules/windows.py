@@ -626,8 +626,8 @@ class DistinctWindow(KeyedWindow):
     __slots__ = ("exact_limit",)
     LAZY = False  # see KeyedWindow.defer
 
-    def __init__(self, g: int, n: int, max_keys: int, exact_limit: int) -> None:
-        super().__init__(g, n, max_keys, 1)
+    def __init__(self, g: int, n: int, max_keys: int, exact_limit: int, scale: int = 1) -> None:
+        super().__init__(g, n, max_keys, scale)  # scale: values are decimal amounts' units
         self.exact_limit = exact_limit
 
     @staticmethod
@@ -709,7 +709,8 @@ class DistinctWindow(KeyedWindow):
         members: dict[int, list] = {}
         for value, idx in state.items():
             members.setdefault(idx, []).append(value)
-        return {"exact": [[idx, sorted(members[idx])] for idx in sorted(members)]}
+        out = self._out
+        return {"exact": [[idx, [out(v) for v in sorted(members[idx])]] for idx in sorted(members)]}
 
     def _state_in(self, data: Any) -> _Distinct:
         state = _Distinct()
@@ -718,7 +719,7 @@ class DistinctWindow(KeyedWindow):
             return state
         for idx, values in data["exact"]:
             for value in values:
-                state[value] = idx
+                state[self._in(value)] = idx
         if state:
             state.lo = min(state.values())
             state.hi = max(state.values())
