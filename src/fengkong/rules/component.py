@@ -50,7 +50,7 @@ from fengkong.rules.events import (
     SecurityChange,
     WithdrawalRequest,
 )
-from fengkong.rules.lists import Entry, ListStore, value_problem
+from fengkong.rules.lists import Entry, ListStore, canonical, value_problem
 from fengkong.rules.pack import CompiledPack, KindPlan, build_stores, load_pack
 from fengkong.rules.schema import fields_of, user_fields
 
@@ -125,7 +125,7 @@ class RulesComponent:
             stores, _ = build_stores(plan, None)
             for feature, state in features:
                 stores[feature].restore(state)
-            self.packs[name] = plan.bind(stores, self.lists.live, self.accounts)
+            self.packs[name] = plan.bind(stores, self.lists.live, self.accounts, self.lists.ranges)
         self._reroute()
 
     # --- standalone use -------------------------------------------------------------------
@@ -304,14 +304,14 @@ class RulesComponent:
             self.lists.declare(name, spec.value_kind)
             for seed in spec.entries:
                 entry = Entry(
-                    value=seed.value,
+                    value=canonical(spec.value_kind, seed.value),
                     reason=seed.reason,
                     author=seed.author,
                     created_ts=event.ts,
                     expires_ts=seed.expires_ts,
                 )
                 self.lists.put(name, entry, self.now)
-        self.packs[plan.name] = plan.bind(stores, self.lists.live, self.accounts)
+        self.packs[plan.name] = plan.bind(stores, self.lists.live, self.accounts, self.lists.ranges)
         self.packs = dict(sorted(self.packs.items()))
         self._reroute()
         return [
@@ -404,8 +404,9 @@ class RulesComponent:
             )
         if event.ts > self.now:
             self.now = event.ts
+        value = canonical(spec.value_kind, event.value)
         entry = Entry(
-            value=event.value,
+            value=value,
             reason=event.reason,
             author=event.author,
             created_ts=event.ts,
@@ -413,22 +414,21 @@ class RulesComponent:
         )
         self.lists.put(event.list, entry, self.now)
         return [
-            ListChanged(
-                seq=event.seq, id=event.id, list=event.list, value=event.value, action="added"
-            )
+            ListChanged(seq=event.seq, id=event.id, list=event.list, value=value, action="added")
         ]
 
     def _remove_entry(self, event: ListEntryRemoved) -> list[Output]:
-        self._declared(event)
-        if event.value not in self.lists.entries[event.list]:
+        spec = self._declared(event)
+        value = event.value
+        if not value_problem(spec.value_kind, value):  # an entry is kept in canonical text
+            value = canonical(spec.value_kind, value)
+        if value not in self.lists.entries[event.list]:
             raise RejectError(
                 RejectReason.INVALID_PARAMETER, "value", event.value, "not on the list"
             )
-        self.lists.remove(event.list, event.value)
+        self.lists.remove(event.list, value)
         return [
-            ListChanged(
-                seq=event.seq, id=event.id, list=event.list, value=event.value, action="removed"
-            )
+            ListChanged(seq=event.seq, id=event.id, list=event.list, value=value, action="removed")
         ]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fengkong.rules.durations import DAY, HOUR, MINUTE
+from fengkong.rules.lists import ip_member
 from fengkong.rules.schema import NUMERIC, Type
 
 
@@ -30,6 +31,7 @@ RUNTIME_GLOBALS: dict[str, object] = {
     "_max": max,
     "_len": len,
     "_safe_div": _safe_div,
+    "_ip_member": ip_member,
 }
 
 

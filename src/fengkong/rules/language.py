@@ -105,6 +105,11 @@ class ListSig:
     value_kind: str
     ref: str  # global name of the list's live-entry dict in compiled code
 
+    @property
+    def ranges_ref(self) -> str:
+        """Global name of an ``ip`` list's networks (:class:`~fengkong.rules.lists.IpRanges`)."""
+        return f"LR_{self.name}"
+
 
 @dataclass(slots=True)
 class ReadTable:
@@ -654,9 +659,12 @@ class Checker:
                 node, f"{lst.label} holds {lst.semantic} values; {left.label} is a {left.semantic}"
             )
         label = f"{left.label} in {lst.label}"
-        local = self.scope.reads.read(
-            ("list", lst.label, left.local), label, f"({lst.code}.get({left.local}, -1) > now)"
-        )
+        if lst.semantic == "ip":  # networks too, and any way of writing an address
+            sig = self.scope.lists[lst.label.removeprefix("lists.")]
+            code = f"_ip_member({lst.code}, {sig.ranges_ref}, {left.local}, now)"
+        else:
+            code = f"({lst.code}.get({left.local}, -1) > now)"
+        local = self.scope.reads.read(("list", lst.label, left.local), label, code)
         return Typed(local, Type.BOOL, local=local, label=label)
 
     def visit_Call(self, node: ast.Call) -> Typed:

@@ -30,7 +30,7 @@ from fengkong.rules.features import (
     parse_feature,
 )
 from fengkong.rules.language import Checker, FeatureSig, ListSig, ReadTable, Scope, parse_expression
-from fengkong.rules.lists import Entry, ListKind, value_problem
+from fengkong.rules.lists import Entry, IpRanges, ListKind, value_problem
 from fengkong.rules.outcomes import Outcome
 from fengkong.rules.schema import VALUE_KINDS, Type, event_kind, fields_of
 from fengkong.rules.windows import KeyedWindow
@@ -109,8 +109,10 @@ class PackPlan:
         stores: dict[str, KeyedWindow],
         list_views: dict[str, dict[str, int]],
         accounts: dict[str, int],
+        list_ranges: dict[str, IpRanges] | None = None,
     ) -> CompiledPack:
-        """Compile this plan's functions over the given stores (one per windowed feature)."""
+        """Compile this plan's functions over the given stores (one per windowed feature),
+        lists (live views, and the networks of ``ip`` lists) and accounts."""
         namespace: dict[str, Any] = {"ACCOUNTS": accounts, "_units": _units}
         readers: dict[str, Any] = dict(stores)
         for name, spec in self.features.items():
@@ -118,6 +120,8 @@ class PackPlan:
                 readers[name] = RatioFeature(stores[spec.ratio[0]], stores[spec.ratio[1]])
         namespace.update({f"F_{name}": reader for name, reader in readers.items()})
         namespace.update({f"L_{name}": list_views[name] for name in self.lists})
+        ranges = list_ranges or {}
+        namespace.update({f"LR_{name}": ranges.get(name) or IpRanges() for name in self.lists})
         evaluators: dict[str, Callable] = {}
         updaters: dict[str, Callable] = {}
         tracers: dict[str, list[Callable]] = {}
