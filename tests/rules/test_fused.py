@@ -21,12 +21,16 @@ from fengkong.rules import windows
 from fengkong.rules.component import RulesComponent
 from fengkong.rules.events import Login, RulePackLoaded, WithdrawalRequest
 from fengkong.rules.windows import (
+    _FAR,
+    _NEVER,
     CountWindow,
     DistinctWindow,
     ExtremumWindow,
     LastWindow,
     SumWindow,
     _Distinct,
+    _Last,
+    _Tally,
 )
 from tests.rules.kit import T0, pack_text, rule, withdrawal
 
@@ -371,14 +375,17 @@ def make_store(agg: str):
 
 
 def key_state(agg: str, bucket: int | None):
-    """A key's state whose newest bucket is ``bucket`` (``None``: no live bucket at all:
-    ``[total]``, ``[]``, an empty distinct)."""
+    """A key's state whose newest bucket is ``bucket`` (``None``: no live bucket at all: an
+    empty tally, ``[]``, an empty distinct)."""
     if agg in ("count", "sum"):
-        return [0] if bucket is None else [3, max(0, bucket - 2), 1, bucket, 2]
+        if bucket is None:
+            return _Tally(0, _FAR, _NEVER, 0)
+        oldest = max(0, bucket - 2)
+        return _Tally(3, oldest, bucket, 2, {oldest: 1} if oldest < bucket else None)
     if agg == "max":
         return [] if bucket is None else [bucket, 5]
     if agg == "last":
-        return [bucket if bucket is not None else -5, 0, "x"]
+        return _Last(bucket if bucket is not None else -5, 0, "x")
     made = _Distinct()
     if bucket is not None:
         made["v"] = bucket
@@ -402,7 +409,7 @@ def filled(agg: str, newest: list) -> tuple:
     cutoff=st.integers(-1, 13),
 )
 def test_the_sweep_at_c_speed_drops_what_the_loop_drops(agg, newest, cutoff):
-    """Keys in any order, some with no live bucket at all (``[total]``, ``[]``, an empty
+    """Keys in any order, some with no live bucket at all (an empty tally, ``[]``, an empty
     distinct), the cutoff anywhere: the same keys remain, in the same order."""
     fast, slow = filled(agg, newest)
     fast._sweep(cutoff)

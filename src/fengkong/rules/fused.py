@@ -59,21 +59,24 @@ from fengkong.rules.windows import (
     _Distinct,
     _evict_exact,
     _expire_pairs,
-    _expire_total,
-    _insert_total,
+    _expire_tally,
+    _insert_tally,
+    _Last,
     _late_exact,
     _read_sketch,
+    _Tally,
     _to_sketch,
     drain_owed,
 )
 
 HELPERS: dict[str, Any] = {
     "_NEVER": _NEVER,
-    "_IndexError": IndexError,  # the compiled module has no builtins
     # per-key distinct maps: the unbound method (see _Writer.store)
     "_dget": dict.get,
-    "_expire_total": _expire_total,
-    "_insert_total": _insert_total,
+    "_expire_tally": _expire_tally,
+    "_insert_tally": _insert_tally,
+    "_Tally": _Tally,
+    "_Last": _Last,
     "_expire_pairs": _expire_pairs,
     "_evict_exact": _evict_exact,
     "_late_exact": _late_exact,
@@ -192,13 +195,10 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
         lines += [
             f"if {state} is None:",
             f"    {out} = {empty}",
-            "else:",  # [total] alone (every bucket expired) raises IndexError: nothing to do
-            "    try:",
-            f"        if {state}[1] <= {c}:",
-            f"            _expire_total({state}, {c})",
-            "    except _IndexError:",
-            "        pass",
-            f"    {out} = {_scaled(f'{state}[0]', store.scale)}",
+            "else:",
+            f"    if {state}.first <= {c}:",
+            f"        _expire_tally({state}, {c})",
+            f"    {out} = {_scaled(f'{state}.total', store.scale)}",
         ]
     elif isinstance(store, ExtremumWindow):  # a monotone queue: the oldest live pair
         w.namespace[f"X_{name}"] = store.default
@@ -216,10 +216,10 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
     elif isinstance(store, LastWindow):
         w.namespace[f"X_{name}"] = store.default
         lines += [
-            f"if {state} is None or {state}[0] <= {c}:",
+            f"if {state} is None or {state}.idx <= {c}:",
             f"    {out} = X_{name}",
             "else:",
-            f"    {out} = {_scaled(f'{state}[2]', store.scale)}",
+            f"    {out} = {_scaled(f'{state}.value', store.scale)}",
         ]
     elif isinstance(store, DistinctWindow):
         # a key in sketch mode has an empty mapping and ``lo = _FAR``: test the common case first
@@ -269,27 +269,31 @@ def _update(
     ]
     lines = [f"{state} = {d_name}_get({key})", *_settled(w, name, state, key)] if fresh else []
     o = w.span(store)
-    if isinstance(store, CountWindow):
+    if isinstance(store, CountWindow):  # CountWindow._fold, _push_tally inline
         amount = "1" if not isinstance(store, SumWindow) else value
         first = "1" if not isinstance(store, SumWindow) else f"0 + {value}"
         lines += [
             f"if {state} is None:",
             *room,
-            f"    {d_name}[{key}] = [{first}, {i}, {amount}]",
-            "else:",  # the newest bucket; [total] alone has none (IndexError)
-            "    try:",
-            f"        n_ = {state}[-2]",
-            "    except _IndexError:",
-            "        n_ = _NEVER",
+            f"    {d_name}[{key}] = _Tally({first}, {i}, {i}, {amount})",
+            "else:",
+            f"    n_ = {state}.last",
             f"    if n_ == {i}:",
-            f"        {state}[-1] += {amount}",
+            f"        {state}.amount += {amount}",
             f"    elif n_ > {i}:",
-            f"        _insert_total({state}, {i}, {amount})",
+            f"        _insert_tally({state}, {i}, {amount})",
             "    else:",
             f"        if n_ // {store.span!r} < {o}:",
             f"            {d_name}_move({key})",
-            f"        {state} += ({i}, {amount})",
-            f"    {state}[0] += {amount}",
+            "        if n_ == _NEVER:",
+            f"            {state}.first = {i}",
+            f"        elif {state}.older is None:",
+            f"            {state}.older = {{n_: {state}.amount}}",
+            "        else:",
+            f"            {state}.older[n_] = {state}.amount",
+            f"        {state}.last = {i}",
+            f"        {state}.amount = {amount}",
+            f"    {state}.total += {amount}",
         ]
     elif isinstance(store, ExtremumWindow):  # ExtremumWindow.add, _push inline
         beats = "<=" if store.lowest else ">="
@@ -311,14 +315,14 @@ def _update(
         lines += [
             f"if {state} is None:",
             *room,
-            f"    {d_name}[{key}] = [{i}, ts, {value}]",
+            f"    {d_name}[{key}] = _Last({i}, ts, {value})",
             "else:",
-            f"    if {o} > {state}[0] // {store.span!r}:",
+            f"    if {o} > {state}.idx // {store.span!r}:",
             f"        {d_name}_move({key})",
-            f"    if ts >= {state}[1]:",
-            f"        {state}[0] = {i}",
-            f"        {state}[1] = ts",
-            f"        {state}[2] = {value}",
+            f"    if ts >= {state}.ts:",
+            f"        {state}.idx = {i}",
+            f"        {state}.ts = ts",
+            f"        {state}.value = {value}",
         ]
     elif isinstance(store, DistinctWindow):
         # the fast paths below assume the key's expired buckets are evicted (the step's read
