@@ -386,11 +386,9 @@ def key_state(agg: str, bucket: int | None):
         return [] if bucket is None else [bucket, 5]
     if agg == "last":
         return _Last(bucket if bucket is not None else -5, 0, "x")
-    made = _Distinct()
-    if bucket is not None:
-        made["v"] = bucket
-        made.lo = made.hi = bucket
-    return made
+    if bucket is None:
+        return _Distinct(_FAR, _NEVER, {})
+    return _Distinct(bucket, bucket, {"v": bucket})
 
 
 def filled(agg: str, newest: list) -> tuple:

@@ -229,7 +229,7 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
             f"elif {state}.sketch is None:",
             f"    if {state}.lo <= {c}:",
             f"        _evict_exact({state}, {c})",
-            f"    {out} = _len({state})",
+            f"    {out} = _len({state}.values)",
             "else:",
             f"    {out} = _read_sketch({state}, {c})",
         ]
@@ -332,34 +332,33 @@ def _update(
         lines += [
             f"if {state} is None:",
             *room,
-            f"    {state} = {d_name}[{key}] = _Distinct()",
-            f"    {state}[{value}] = {i}",
-            f"    {state}.lo = {state}.hi = {i}",
+            f"    {d_name}[{key}] = _Distinct({i}, {i}, {{{value}: {i}}})",
             "else:",
         ]
         if fresh:
             lines += [f"    if {state}.lo <= {c}:", f"        _evict_exact({state}, {c})"]
         lines += [
             f"    h_ = {state}.hi",
+            f"    m_ = {state}.values",
             f"    if {i} == h_:",
-            f"        p_ = {found or f'_dget({state}, {value})'}",
+            f"        p_ = {found or f'_dget(m_, {value})'}",
             "        if p_ is None:",
-            f"            {state}[{value}] = {i}",
-            f"            if _len({state}) > {store.exact_limit!r}:",
+            f"            m_[{value}] = {i}",
+            f"            if _len(m_) > {store.exact_limit!r}:",
             f"                _to_sketch({state})",
             f"        elif p_ < {i}:",
-            f"            del {state}[{value}]",
-            f"            {state}[{value}] = {i}",
+            f"            del m_[{value}]",
+            f"            m_[{value}] = {i}",
             f"    elif {i} > h_ and {state}.sketch is None:",
             f"        if {o} > h_ // {store.span!r}:",
             f"            {d_name}_move({key})",
-            f"        if {f'{found} is not None' if found else f'{value} in {state}'}:",
-            f"            del {state}[{value}]",
-            f"        {state}[{value}] = {i}",
+            f"        if {f'{found} is not None' if found else f'{value} in m_'}:",
+            f"            del m_[{value}]",
+            f"        m_[{value}] = {i}",
             "        if h_ == _NEVER:",
             f"            {state}.lo = {i}",
             f"        {state}.hi = {i}",
-            f"        if _len({state}) > {store.exact_limit!r}:",
+            f"        if _len(m_) > {store.exact_limit!r}:",
             f"            _to_sketch({state})",
             "    else:",
             f"        {s_name}._add_found({key}, {state}, {i}, {value}, {c})",
@@ -414,7 +413,7 @@ def step(
     body[:0] = lookups
     found = _found(w, plan, captured)
     body += [
-        f"{local} = None if {captured[f]} is None else _dget({captured[f]}, {value})"
+        f"{local} = None if {captured[f]} is None else _dget({captured[f]}.values, {value})"
         for f, (local, value) in found.items()
     ]
     lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, *_OWING, "    try:"]

@@ -14,7 +14,7 @@ Memory per feature (documented bound, see ``docs/rules.md``):
   (a monotone queue), at most ``n`` per key and about ``ln(n)`` for random values; reads
   O(1) amortized;
 * last: one ``(bucket, ts, value)`` per live key;
-* distinct: exact (a value -> newest-bucket map kept in bucket order, and its newest and
+* distinct: exact (a value -> newest-bucket dict kept in bucket order, and its newest and
   oldest buckets) while a key holds at most ``exact_limit`` distinct values; beyond that the key
   switches, for as long as it stays live, to per-bucket HyperLogLog registers
   (:mod:`fengkong.rules.sketch`), 256 bytes per non-empty bucket, standard error about 6.5 %;
@@ -33,9 +33,10 @@ and a ``bucket -> amount`` dict of the older ones), last a :class:`_Last`; min /
 ``[b0, v0, b1, v1, ...]`` (buckets ascending). Adding to the newest bucket is one field
 update.
 
-*Untracked by the collector.* A key's ``_Tally`` and ``_Last`` are msgspec structs with
-``gc=False``, and the dict of older buckets holds integers only, which CPython does not track
-either: they hold no reference cycles, so the cycle collector need not visit them. A
+*Untracked by the collector.* A key's ``_Tally``, ``_Last`` and ``_Distinct`` are msgspec
+structs with ``gc=False``, and their dicts (older buckets, distinct values) hold strings and
+integers only, which CPython does not track either: they hold no reference cycles, so the
+cycle collector need not visit them. A
 tracked state (a list) is visited by every young collection after the key is created (the
 benchmark's young collections visited about 600 new key lists each, 90-130 µs) and by every
 full collection for as long as it lives (a heap of a million keys: most of a second).
@@ -594,31 +595,35 @@ class LastWindow(KeyedWindow):
         return _Last(data[0], data[1], self._in(data[2]))
 
 
-class _Distinct(dict):
-    """One key's distinct values. Exact: the mapping itself is value -> newest bucket, in
-    ascending bucket order (a value seen again in a newer bucket is deleted and reinserted at
-    the end, so expired values leave from the front); ``hi`` is the newest bucket (the last
-    value's) and ``lo`` a lower bound of the oldest (the first value's: exact after an
-    eviction or a new value, lower when the values of the oldest bucket moved on, which only
-    costs an eviction that finds nothing). An empty mapping has ``lo = _FAR`` and
-    ``hi = _NEVER``. Sketch mode: ``sketch`` replaces the mapping (left empty).
+class _Distinct(msgspec.Struct, gc=False):
+    """One key's distinct values. Exact: ``values`` maps value -> newest bucket, in ascending
+    bucket order (a value seen again in a newer bucket is deleted and reinserted at the end,
+    so expired values leave from the front); ``hi`` is the newest bucket (the last value's)
+    and ``lo`` a lower bound of the oldest (the first value's: exact after an eviction or a
+    new value, lower when the values of the oldest bucket moved on, which only costs an
+    eviction that finds nothing). An empty mapping has ``lo = _FAR`` and ``hi = _NEVER``.
+    Sketch mode: ``sketch`` replaces the mapping (left empty).
 
-    A plain ``dict`` with two integers, not an ordered dict with a list of buckets: a key
-    costs two small objects at most, and most keys of a store over a busy field (the
-    accounts per IP address) hold one value."""
+    A plain ``dict`` and two integers, not an ordered dict with a list of buckets: most keys
+    of a store over a busy field (the accounts per IP address) hold one value. ``gc=False``
+    and a dict of strings and integers: the collector tracks neither (see the module
+    docstring); a sketch is tracked, for as long as its key lives in sketch mode."""
 
-    __slots__ = ("hi", "lo", "sketch")
+    lo: int
+    hi: int
+    values: dict
+    sketch: Sketch | None = None
 
-    def __init__(self) -> None:  # dict.__new__ made the empty mapping
-        self.lo = _FAR
-        self.hi = _NEVER
-        self.sketch: Sketch | None = None
+
+def _empty_distinct() -> _Distinct:
+    return _Distinct(_FAR, _NEVER, {})
 
 
 def _evict_exact(state: _Distinct, cutoff: int) -> None:
     """Drop the values whose newest bucket is at or before ``cutoff`` (the leading run)."""
+    values = state.values
     expired = []
-    for value, bucket in state.items():
+    for value, bucket in values.items():
         if bucket > cutoff:
             state.lo = bucket
             break
@@ -627,7 +632,7 @@ def _evict_exact(state: _Distinct, cutoff: int) -> None:
         state.lo = _FAR
         state.hi = _NEVER
     for value in expired:
-        del state[value]
+        del values[value]
 
 
 def _second(item: tuple) -> Any:
@@ -639,18 +644,19 @@ def _late_exact(state: _Distinct, idx: int) -> None:
     (a stable sort: values of one bucket keep their order)."""
     if idx < state.lo:
         state.lo = idx
-    ordered = sorted(state.items(), key=_second)
-    state.clear()
-    state.update(ordered)
+    values = state.values
+    ordered = sorted(values.items(), key=_second)
+    values.clear()
+    values.update(ordered)
 
 
 def _to_sketch(state: _Distinct) -> None:
     """Switch a key beyond its exact limit to per-bucket HyperLogLog registers."""
     sketch = Sketch()
-    for member, bucket_idx in state.items():
+    for member, bucket_idx in state.values.items():
         sketch.add(bucket_idx, member)
     state.sketch = sketch
-    state.clear()
+    state.values.clear()
     state.lo = _FAR
     state.hi = _NEVER
 
@@ -688,7 +694,7 @@ class DistinctWindow(KeyedWindow):
         if state is None:
             if len(keys) >= self.max_keys:
                 self._make_room(cutoff)
-            state = keys[key] = _Distinct()
+            state = keys[key] = _empty_distinct()
             self._add_exact(state, idx, value)
         else:
             self._add_found(key, state, idx, value, cutoff)
@@ -697,19 +703,20 @@ class DistinctWindow(KeyedWindow):
 
     def _add_exact(self, state: _Distinct, idx: int, value: Any) -> None:
         """Fold ``value`` into an exact key whose expired values are evicted."""
-        previous = state.get(value)
+        values = state.values
+        previous = values.get(value)
         if previous is not None:
             if previous >= idx:
                 return
-            del state[value]
-        state[value] = idx
+            del values[value]
+        values[value] = idx
         if idx > state.hi:
             if state.hi == _NEVER:
                 state.lo = idx
             state.hi = idx
         elif idx < state.hi:  # a late event: keep the values in bucket order
             _late_exact(state, idx)
-        if len(state) > self.exact_limit:
+        if len(values) > self.exact_limit:
             _to_sketch(state)
 
     def _add_found(self, key: Any, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
@@ -742,26 +749,27 @@ class DistinctWindow(KeyedWindow):
             return _read_sketch(state, cutoff)
         if state.lo <= cutoff:
             _evict_exact(state, cutoff)
-        return len(state)
+        return len(state.values)
 
     def _state_out(self, state: _Distinct) -> Any:
         if state.sketch is not None:
             return {"sketch": state.sketch.state()}
         members: dict[int, list] = {}
-        for value, idx in state.items():
+        for value, idx in state.values.items():
             members.setdefault(idx, []).append(value)
         out = self._out
         return {"exact": [[idx, [out(v) for v in sorted(members[idx])]] for idx in sorted(members)]}
 
     def _state_in(self, data: Any) -> _Distinct:
-        state = _Distinct()
+        state = _empty_distinct()
         if "sketch" in data:
             state.sketch = Sketch.restore(data["sketch"])
             return state
-        for idx, values in data["exact"]:
-            for value in values:
-                state[self._in(value)] = idx
-        if state:
-            state.lo = min(state.values())
-            state.hi = max(state.values())
+        values = state.values
+        for idx, members in data["exact"]:
+            for value in members:
+                values[self._in(value)] = idx
+        if values:
+            state.lo = min(values.values())
+            state.hi = max(values.values())
         return state
