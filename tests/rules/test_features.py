@@ -15,6 +15,7 @@ from fengkong.rules.component import RulesComponent
 from fengkong.rules.events import Login, RulePackLoaded, WithdrawalRequest
 from fengkong.rules.features import build_store, parse_feature
 from fengkong.rules.sketch import M
+from fengkong.rules.windows import Pair
 from tests.rules.kit import T0, pack_text, rule
 
 SECOND = 1_000
@@ -192,7 +193,8 @@ def check_reads(component: RulesComponent, events: list) -> None:
         store = pack.stores[name]
         keys = [(a, x) for a in ACCOUNTS for x in ADDRESSES] if name == "pair_12s" else ACCOUNTS
         for key in keys:
-            assert store.read(key, now) == reference(events, spec, key, now), (name, key)
+            stored = Pair(*key) if isinstance(key, tuple) else key
+            assert store.read(stored, now) == reference(events, spec, key, now), (name, key)
 
 
 def engine_with_pack() -> Engine:
@@ -480,7 +482,7 @@ def test_features_over_an_optional_field_skip_events_without_it_across_restore(r
             for name in ORDER_FEATURES:
                 for account in ACCOUNTS:
                     expected = order_reference(seen, name, account, made.now)
-                    key = (account, "BTCUSDT") if name == "levels_20s" else account
+                    key = Pair(account, "BTCUSDT") if name == "levels_20s" else account
                     assert stores[name].read(key, made.now) == expected, (name, account)
     assert msgspec.msgpack.encode(restored.canonical_state()) == msgspec.msgpack.encode(
         original.canonical_state()

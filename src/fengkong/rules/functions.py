@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fengkong.rules.durations import DAY, HOUR, MINUTE
 from fengkong.rules.lists import ip_member
 from fengkong.rules.schema import NUMERIC, Type
+from fengkong.rules.windows import Pair
 
 
 def _safe_div(a: float, b: float) -> float:
@@ -32,6 +33,7 @@ RUNTIME_GLOBALS: dict[str, object] = {
     "_len": len,
     "_safe_div": _safe_div,
     "_ip_member": ip_member,
+    "_Pair": Pair,
 }
 
 

@@ -171,13 +171,12 @@ class _Writer:
     def key(self, code: str) -> str:
         """A local holding the key ``code`` evaluates to (event fields, a pair, a literal),
         or the code itself when it reads a hoisted local (computed later, in order)."""
-        normal = code.replace(",)", ")")
-        if _HOISTED.search(normal):
-            return normal
-        local = self._keys.get(normal)
+        if _HOISTED.search(code):
+            return code
+        local = self._keys.get(code)
         if local is None:
-            local = self._keys[normal] = f"k{len(self._keys)}"
-            self.head.append(f"{local} = {normal}")
+            local = self._keys[code] = f"k{len(self._keys)}"
+            self.head.append(f"{local} = {code}")
         return local
 
 

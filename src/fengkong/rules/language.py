@@ -429,7 +429,7 @@ class Checker:
                     return key
                 parts.append((key.code, key.label))
             label = f"features.{name}[{', '.join(p[1] for p in parts)}]"
-        key_code = parts[0][0] if len(parts) == 1 else f"({', '.join(p[0] for p in parts)},)"
+        key_code = parts[0][0] if len(parts) == 1 else f"_Pair({', '.join(p[0] for p in parts)})"
         reads = self.scope.reads
         local = reads.read(("feature", label), label, f"{sig.ref}.read({key_code}, now)")
         reads.features[local] = (name, key_code, keys is None)

@@ -561,7 +561,7 @@ def _update_call(spec: FeatureSpec, kind_name: str, reads: ReadTable) -> tuple[s
         if fields[k].type is Type.STR or fields[k].optional
     ]
     keys = [f"ev.{k}" for k in spec.key]
-    key_code = keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
+    key_code = keys[0] if len(keys) == 1 else f"_Pair({', '.join(keys)})"
     if spec.agg == "count":
         value_code = "None"
     else:

@@ -22,9 +22,9 @@ Memory per feature (documented bound, see ``docs/rules.md``):
   dropped at most ``span - 1`` buckets later (``span``: up to ``SPAN`` buckets), and beyond
   ``max_keys`` a key of the oldest span goes first (see the update order below).
 
-State is plain data in a deterministic order (keys in update order, buckets ascending,
-distinct values sorted), so :meth:`KeyedWindow.state` / :meth:`KeyedWindow.restore`
-reproduce the store exactly.
+State is plain data in a deterministic order (keys in update order, a :class:`Pair` key as
+a two-item list, buckets ascending, distinct values sorted), so :meth:`KeyedWindow.state` /
+:meth:`KeyedWindow.restore` reproduce the store exactly.
 
 Hot path (every decided event folds into every feature of its kind): each aggregation has
 its own ``add`` and ``read`` with no per-event helper calls. Count and sum keep a
@@ -33,13 +33,14 @@ and a ``bucket -> amount`` dict of the older ones), last a :class:`_Last`; min /
 ``[b0, v0, b1, v1, ...]`` (buckets ascending). Adding to the newest bucket is one field
 update.
 
-*Untracked by the collector.* A key's ``_Tally``, ``_Last`` and ``_Distinct`` are msgspec
-structs with ``gc=False``, and their dicts (older buckets, distinct values) hold strings and
-integers only, which CPython does not track either: they hold no reference cycles, so the
-cycle collector need not visit them. A
-tracked state (a list) is visited by every young collection after the key is created (the
+*Untracked by the collector.* A key's ``_Tally``, ``_Last`` and ``_Distinct``, and a
+two-field key (:class:`Pair`), are msgspec structs with ``gc=False``, and their dicts (older
+buckets, distinct values) hold strings and integers only, which CPython does not track
+either: they hold no reference cycles, so the cycle collector need not visit them. A tracked
+state (a list) is visited by every young collection after the key is created (the
 benchmark's young collections visited about 600 new key lists each, 90-130 µs) and by every
-full collection for as long as it lives (a heap of a million keys: most of a second).
+full collection for as long as it lives (a heap of a million keys: most of a second). The
+min / max queues are still lists.
 
 Keys live in an ``OrderedDict`` in update order, by *span*: a key moves to
 the end in O(1) when its newest bucket enters a new span of ``span = min(n // 2, SPAN)``
@@ -249,12 +250,21 @@ def drain_owed(queue: dict, now: int) -> None:
             del queue[store]
 
 
+class Pair(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """The key of a feature keyed by two fields (account and address ...): hashable and
+    compared like a tuple of the two, but born untracked by the collector, which a tuple is
+    not (a new key's tuple was visited by the next young collection)."""
+
+    first: Any
+    second: Any
+
+
 def _key_out(key: Any) -> Any:
-    return list(key) if isinstance(key, tuple) else key
+    return [key.first, key.second] if isinstance(key, Pair) else key
 
 
 def _key_in(key: Any) -> Any:
-    return tuple(key) if isinstance(key, list) else key
+    return Pair(*key) if isinstance(key, list) else key
 
 
 class _Tally(msgspec.Struct, gc=False):
