@@ -22,13 +22,14 @@ from fengkong.rules.component import RulesComponent
 from fengkong.rules.events import Login, RulePackLoaded, WithdrawalRequest
 from fengkong.rules.windows import (
     _FAR,
+    _HI,
+    _LO,
     _NEVER,
     CountWindow,
     DistinctWindow,
     ExtremumWindow,
     LastWindow,
     SumWindow,
-    _Distinct,
     _Last,
     _Tally,
 )
@@ -387,8 +388,8 @@ def key_state(agg: str, bucket: int | None):
     if agg == "last":
         return _Last(bucket if bucket is not None else -5, 0, "x")
     if bucket is None:
-        return _Distinct(_FAR, _NEVER, {})
-    return _Distinct(bucket, bucket, {"v": bucket})
+        return {_LO: _FAR, _HI: _NEVER}
+    return {_LO: bucket, _HI: bucket, "v": bucket}
 
 
 def filled(agg: str, newest: list) -> tuple:

@@ -49,6 +49,8 @@ from fengkong.rules.events import FiredRule
 from fengkong.rules.features import FeatureSpec
 from fengkong.rules.outcomes import SEVERITY, Outcome
 from fengkong.rules.windows import (
+    _HI,
+    _LO,
     _NEVER,
     CountWindow,
     DistinctWindow,
@@ -56,14 +58,11 @@ from fengkong.rules.windows import (
     KeyedWindow,
     LastWindow,
     SumWindow,
-    _Distinct,
-    _evict_exact,
+    _distinct_count,
     _expire_pairs,
     _expire_tally,
     _insert_tally,
     _Last,
-    _late_exact,
-    _read_sketch,
     _Tally,
     _to_sketch,
     drain_owed,
@@ -78,11 +77,10 @@ HELPERS: dict[str, Any] = {
     "_Tally": _Tally,
     "_Last": _Last,
     "_expire_pairs": _expire_pairs,
-    "_evict_exact": _evict_exact,
-    "_late_exact": _late_exact,
     "_to_sketch": _to_sketch,
-    "_read_sketch": _read_sketch,
-    "_Distinct": _Distinct,
+    "_LO": _LO,
+    "_HI": _HI,
+    "_distinct_count": _distinct_count,
     "_drain_owed": drain_owed,
 }
 
@@ -220,17 +218,14 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
             "else:",
             f"    {out} = {_scaled(f'{state}.value', store.scale)}",
         ]
-    elif isinstance(store, DistinctWindow):
-        # a key in sketch mode has an empty mapping and ``lo = _FAR``: test the common case first
+    elif isinstance(store, DistinctWindow):  # a key in sketch mode has lo <= every cutoff
         lines += [
             f"if {state} is None:",
             f"    {out} = 0",
-            f"elif {state}.sketch is None:",
-            f"    if {state}.lo <= {c}:",
-            f"        _evict_exact({state}, {c})",
-            f"    {out} = _len({state}.values)",
+            f"elif {state}[_LO] <= {c}:",
+            f"    {out} = _distinct_count({state}, {c})",
             "else:",
-            f"    {out} = _read_sketch({state}, {c})",
+            f"    {out} = _len({state}) - 2",
         ]
     else:  # pragma: no cover - every store class is handled above
         raise TypeError(type(store).__name__)
@@ -327,37 +322,38 @@ def _update(
         # the fast paths below assume the key's expired buckets are evicted (the step's read
         # did it at this cutoff; a fresh lookup does it here), and test whether the key moves
         # on the newest live bucket, as the reference does (see _add_found).
-        # A key in sketch mode has ``hi = _NEVER``: it takes neither fast path.
+        # A key in sketch mode has ``hi = _FAR``: it takes neither fast path. Its values
+        # follow two sentinel entries (``_LO``, ``_HI``): hence the ``+ 2`` on its length.
         lines += [
             f"if {state} is None:",
             *room,
-            f"    {d_name}[{key}] = _Distinct({i}, {i}, {{{value}: {i}}})",
+            f"    {d_name}[{key}] = {{_LO: {i}, _HI: {i}, {value}: {i}}}",
             "else:",
         ]
         if fresh:
-            lines += [f"    if {state}.lo <= {c}:", f"        _evict_exact({state}, {c})"]
+            lines += [f"    if {state}[_LO] <= {c}:", f"        _distinct_count({state}, {c})"]
+        limit = store.exact_limit + 2
         lines += [
-            f"    h_ = {state}.hi",
-            f"    m_ = {state}.values",
+            f"    h_ = {state}[_HI]",
             f"    if {i} == h_:",
-            f"        p_ = {found or f'_dget(m_, {value})'}",
+            f"        p_ = {found or f'_dget({state}, {value})'}",
             "        if p_ is None:",
-            f"            m_[{value}] = {i}",
-            f"            if _len(m_) > {store.exact_limit!r}:",
+            f"            {state}[{value}] = {i}",
+            f"            if _len({state}) > {limit!r}:",
             f"                _to_sketch({state})",
             f"        elif p_ < {i}:",
-            f"            del m_[{value}]",
-            f"            m_[{value}] = {i}",
-            f"    elif {i} > h_ and {state}.sketch is None:",
+            f"            del {state}[{value}]",
+            f"            {state}[{value}] = {i}",
+            f"    elif {i} > h_:",
             f"        if {o} > h_ // {store.span!r}:",
             f"            {d_name}_move({key})",
-            f"        if {f'{found} is not None' if found else f'{value} in m_'}:",
-            f"            del m_[{value}]",
-            f"        m_[{value}] = {i}",
+            f"        if {f'{found} is not None' if found else f'{value} in {state}'}:",
+            f"            del {state}[{value}]",
+            f"        {state}[{value}] = {i}",
             "        if h_ == _NEVER:",
-            f"            {state}.lo = {i}",
-            f"        {state}.hi = {i}",
-            f"        if _len(m_) > {store.exact_limit!r}:",
+            f"            {state}[_LO] = {i}",
+            f"        {state}[_HI] = {i}",
+            f"        if _len({state}) > {limit!r}:",
             f"            _to_sketch({state})",
             "    else:",
             f"        {s_name}._add_found({key}, {state}, {i}, {value}, {c})",
@@ -412,7 +408,7 @@ def step(
     body[:0] = lookups
     found = _found(w, plan, captured)
     body += [
-        f"{local} = None if {captured[f]} is None else _dget({captured[f]}.values, {value})"
+        f"{local} = None if {captured[f]} is None else _dget({captured[f]}, {value})"
         for f, (local, value) in found.items()
     ]
     lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, *_OWING, "    try:"]

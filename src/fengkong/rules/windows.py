@@ -33,14 +33,14 @@ and a ``bucket -> amount`` dict of the older ones), last a :class:`_Last`; min /
 ``[b0, v0, b1, v1, ...]`` (buckets ascending). Adding to the newest bucket is one field
 update.
 
-*Untracked by the collector.* A key's ``_Tally``, ``_Last`` and ``_Distinct``, and a
-two-field key (:class:`Pair`), are msgspec structs with ``gc=False``, and their dicts (older
-buckets, distinct values) hold strings and integers only, which CPython does not track
-either: they hold no reference cycles, so the cycle collector need not visit them. A tracked
-state (a list) is visited by every young collection after the key is created (the
-benchmark's young collections visited about 600 new key lists each, 90-130 µs) and by every
-full collection for as long as it lives (a heap of a million keys: most of a second). The
-min / max queues are still lists.
+*Untracked by the collector.* A key's ``_Tally`` and ``_Last``, and a two-field key
+(:class:`Pair`), are msgspec structs with ``gc=False``; dicts that hold strings and integers
+only (a tally's older buckets, a key's distinct values), CPython does not track either. They
+hold no reference cycles, so the cycle collector need not visit them. A tracked state (a
+list) is visited by every young collection after the key is created (the benchmark's young
+collections visited about 600 new key lists each, 90-130 µs) and by every full collection
+for as long as it lives (a heap of a million keys: most of a second). The min / max queues
+are still lists.
 
 Keys live in an ``OrderedDict`` in update order, by *span*: a key moves to
 the end in O(1) when its newest bucket enters a new span of ``span = min(n // 2, SPAN)``
@@ -605,75 +605,90 @@ class LastWindow(KeyedWindow):
         return _Last(data[0], data[1], self._in(data[2]))
 
 
-class _Distinct(msgspec.Struct, gc=False):
-    """One key's distinct values. Exact: ``values`` maps value -> newest bucket, in ascending
-    bucket order (a value seen again in a newer bucket is deleted and reinserted at the end,
-    so expired values leave from the front); ``hi`` is the newest bucket (the last value's)
-    and ``lo`` a lower bound of the oldest (the first value's: exact after an eviction or a
-    new value, lower when the values of the oldest bucket moved on, which only costs an
-    eviction that finds nothing). An empty mapping has ``lo = _FAR`` and ``hi = _NEVER``.
-    Sketch mode: ``sketch`` replaces the mapping (left empty).
-
-    A plain ``dict`` and two integers, not an ordered dict with a list of buckets: most keys
-    of a store over a busy field (the accounts per IP address) hold one value. ``gc=False``
-    and a dict of strings and integers: the collector tracks neither (see the module
-    docstring); a sketch is tracked, for as long as its key lives in sketch mode."""
-
-    lo: int
-    hi: int
-    values: dict
-    sketch: Sketch | None = None
-
-
-def _empty_distinct() -> _Distinct:
-    return _Distinct(_FAR, _NEVER, {})
+# One key's distinct values are a plain dict: its first two entries, under the sentinel keys
+# ``_LO`` and ``_HI`` (never equal to a value: values are strings and integers), hold a lower
+# bound of the oldest bucket and the newest bucket; the other entries map each value to its
+# newest bucket, in ascending bucket order (a value seen again in a newer bucket is deleted
+# and reinserted at the end, so expired values leave from the front). ``lo`` is exact after
+# an eviction or a new value, lower when the values of the oldest bucket moved on, which
+# only costs an eviction that finds nothing. An empty key has ``lo = _FAR`` and
+# ``hi = _NEVER``. Sketch mode: ``lo = _SKETCHED`` (at or before every cutoff, so that a read
+# takes the slow path), ``hi = _FAR`` (so that an update does) and the sketch under ``_SK``.
+#
+# One dict, not an ordered dict with a list of buckets, nor a struct around a dict: most keys
+# of a store over a busy field (the accounts per IP address) hold one value, and each object
+# of a key is a cache miss when the key is read. A dict of strings and integers is not
+# tracked by the collector (see the module docstring); a key in sketch mode is, while it is.
+_LO = object()
+_HI = object()
+_SK = object()
+_SKETCHED = -(2**63)
+_HEAD = 2  # the sentinel entries before the values
 
 
-def _evict_exact(state: _Distinct, cutoff: int) -> None:
+def _empty_distinct() -> dict:
+    return {_LO: _FAR, _HI: _NEVER}
+
+
+def _values(state: dict) -> Any:
+    """The ``(value, bucket)`` items of an exact key, past its two sentinel entries."""
+    items = iter(state.items())
+    next(items)
+    next(items)
+    return items
+
+
+def _distinct_count(state: dict, cutoff: int) -> int:
+    """The number of distinct values of a key whose ``lo`` is at or before ``cutoff``: its
+    expired values evicted, or its sketch's estimate."""
+    if state[_LO] == _SKETCHED:
+        sketch = state[_SK]
+        sketch.evict(cutoff)
+        return sketch.estimate()
+    _evict_exact(state, cutoff)
+    return len(state) - _HEAD
+
+
+def _evict_exact(state: dict, cutoff: int) -> None:
     """Drop the values whose newest bucket is at or before ``cutoff`` (the leading run)."""
-    values = state.values
     expired = []
-    for value, bucket in values.items():
+    for value, bucket in _values(state):
         if bucket > cutoff:
-            state.lo = bucket
+            state[_LO] = bucket
             break
         expired.append(value)
     else:
-        state.lo = _FAR
-        state.hi = _NEVER
+        state[_LO] = _FAR
+        state[_HI] = _NEVER
     for value in expired:
-        del values[value]
+        del state[value]
 
 
 def _second(item: tuple) -> Any:
     return item[1]
 
 
-def _late_exact(state: _Distinct, idx: int) -> None:
+def _late_exact(state: dict, idx: int) -> None:
     """A value arrived in bucket ``idx``, older than ``hi``: keep the values in bucket order
     (a stable sort: values of one bucket keep their order)."""
-    if idx < state.lo:
-        state.lo = idx
-    values = state.values
-    ordered = sorted(values.items(), key=_second)
-    values.clear()
-    values.update(ordered)
+    lo = min(state[_LO], idx)
+    hi = state[_HI]
+    ordered = sorted(_values(state), key=_second)
+    state.clear()
+    state[_LO] = lo
+    state[_HI] = hi
+    state.update(ordered)
 
 
-def _to_sketch(state: _Distinct) -> None:
+def _to_sketch(state: dict) -> None:
     """Switch a key beyond its exact limit to per-bucket HyperLogLog registers."""
     sketch = Sketch()
-    for member, bucket_idx in state.values.items():
+    for member, bucket_idx in _values(state):
         sketch.add(bucket_idx, member)
-    state.sketch = sketch
-    state.values.clear()
-    state.lo = _FAR
-    state.hi = _NEVER
-
-
-def _read_sketch(state: _Distinct, cutoff: int) -> int:
-    state.sketch.evict(cutoff)
-    return state.sketch.estimate()
+    state.clear()
+    state[_LO] = _SKETCHED
+    state[_HI] = _FAR
+    state[_SK] = sketch
 
 
 class DistinctWindow(KeyedWindow):
@@ -688,10 +703,10 @@ class DistinctWindow(KeyedWindow):
         self.exact_limit = exact_limit
 
     @staticmethod
-    def _newest(state: _Distinct) -> int:
-        if state.sketch is not None:
-            return state.sketch.newest()
-        return state.hi
+    def _newest(state: dict) -> int:
+        if state[_LO] == _SKETCHED:
+            return state[_SK].newest()
+        return state[_HI]
 
     def add(self, key: Any, value: Any, ts: int, now: int) -> None:
         g = self.g
@@ -711,40 +726,40 @@ class DistinctWindow(KeyedWindow):
         if cutoff > self._swept:
             self._sweep(cutoff)
 
-    def _add_exact(self, state: _Distinct, idx: int, value: Any) -> None:
+    def _add_exact(self, state: dict, idx: int, value: Any) -> None:
         """Fold ``value`` into an exact key whose expired values are evicted."""
-        values = state.values
-        previous = values.get(value)
+        previous = state.get(value)
         if previous is not None:
             if previous >= idx:
                 return
-            del values[value]
-        values[value] = idx
-        if idx > state.hi:
-            if state.hi == _NEVER:
-                state.lo = idx
-            state.hi = idx
-        elif idx < state.hi:  # a late event: keep the values in bucket order
+            del state[value]
+        state[value] = idx
+        hi = state[_HI]
+        if idx > hi:
+            if hi == _NEVER:
+                state[_LO] = idx
+            state[_HI] = idx
+        elif idx < hi:  # a late event: keep the values in bucket order
             _late_exact(state, idx)
-        if len(values) > self.exact_limit:
+        if len(state) - _HEAD > self.exact_limit:
             _to_sketch(state)
 
-    def _add_found(self, key: Any, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
+    def _add_found(self, key: Any, state: dict, idx: int, value: Any, cutoff: int) -> None:
         """``add`` for a key already in the store, lookup and sweep excluded. Expired values
         are evicted first, so that the key moves (or not) on its newest live bucket, as in the
         fused step."""
-        if state.sketch is not None:
+        if state[_LO] == _SKETCHED:
             self._add_sketch(key, state, idx, value, cutoff)
             return
-        if state.lo <= cutoff:
+        if state[_LO] <= cutoff:
             _evict_exact(state, cutoff)
-        if self._moves(state.hi, idx):
+        if self._moves(state[_HI], idx):
             self.keys.move_to_end(key)
         self._add_exact(state, idx, value)
 
-    def _add_sketch(self, key: Any, state: _Distinct, idx: int, value: Any, cutoff: int) -> None:
-        """``add`` for a key in sketch mode (``state.sketch`` set), sweep excluded."""
-        sketch = state.sketch
+    def _add_sketch(self, key: Any, state: dict, idx: int, value: Any, cutoff: int) -> None:
+        """``add`` for a key in sketch mode, sweep excluded."""
+        sketch = state[_SK]
         if self._moves(sketch.newest(), idx):
             self.keys.move_to_end(key)
         sketch.evict(cutoff)
@@ -755,31 +770,24 @@ class DistinctWindow(KeyedWindow):
         if state is None:
             return 0
         cutoff = now // self.g - self.n
-        if state.sketch is not None:
-            return _read_sketch(state, cutoff)
-        if state.lo <= cutoff:
-            _evict_exact(state, cutoff)
-        return len(state.values)
+        if state[_LO] <= cutoff:
+            return _distinct_count(state, cutoff)
+        return len(state) - _HEAD
 
-    def _state_out(self, state: _Distinct) -> Any:
-        if state.sketch is not None:
-            return {"sketch": state.sketch.state()}
+    def _state_out(self, state: dict) -> Any:
+        if state[_LO] == _SKETCHED:
+            return {"sketch": state[_SK].state()}
         members: dict[int, list] = {}
-        for value, idx in state.values.items():
+        for value, idx in _values(state):
             members.setdefault(idx, []).append(value)
         out = self._out
         return {"exact": [[idx, [out(v) for v in sorted(members[idx])]] for idx in sorted(members)]}
 
-    def _state_in(self, data: Any) -> _Distinct:
-        state = _empty_distinct()
+    def _state_in(self, data: Any) -> dict:
         if "sketch" in data:
-            state.sketch = Sketch.restore(data["sketch"])
-            return state
-        values = state.values
-        for idx, members in data["exact"]:
-            for value in members:
-                values[self._in(value)] = idx
-        if values:
-            state.lo = min(values.values())
-            state.hi = max(values.values())
-        return state
+            return {_LO: _SKETCHED, _HI: _FAR, _SK: Sketch.restore(data["sketch"])}
+        pairs = [(self._in(value), idx) for idx, members in data["exact"] for value in members]
+        if not pairs:
+            return _empty_distinct()
+        buckets = [idx for _, idx in pairs]
+        return {_LO: min(buckets), _HI: max(buckets), **dict(pairs)}
