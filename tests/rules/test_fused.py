@@ -31,6 +31,7 @@ from fengkong.rules.windows import (
     LastWindow,
     SumWindow,
     _Last,
+    _Queue,
     _Tally,
 )
 from tests.rules.kit import T0, pack_text, rule, withdrawal
@@ -377,14 +378,14 @@ def make_store(agg: str):
 
 def key_state(agg: str, bucket: int | None):
     """A key's state whose newest bucket is ``bucket`` (``None``: no live bucket at all: an
-    empty tally, ``[]``, an empty distinct)."""
+    empty tally, queue or distinct)."""
     if agg in ("count", "sum"):
         if bucket is None:
             return _Tally(0, _FAR, _NEVER, 0)
         oldest = max(0, bucket - 2)
         return _Tally(3, oldest, bucket, 2, {oldest: 1} if oldest < bucket else None)
     if agg == "max":
-        return [] if bucket is None else [bucket, 5]
+        return _Queue(_FAR, _NEVER, None, None) if bucket is None else _Queue(bucket, bucket, 5, 5)
     if agg == "last":
         return _Last(bucket if bucket is not None else -5, 0, "x")
     if bucket is None:

@@ -58,11 +58,14 @@ from fengkong.rules.windows import (
     KeyedWindow,
     LastWindow,
     SumWindow,
+    _append_queue,
     _distinct_count,
-    _expire_pairs,
+    _expire_queue,
     _expire_tally,
     _insert_tally,
     _Last,
+    _pop_newest,
+    _Queue,
     _Tally,
     _to_sketch,
     drain_owed,
@@ -76,7 +79,10 @@ HELPERS: dict[str, Any] = {
     "_insert_tally": _insert_tally,
     "_Tally": _Tally,
     "_Last": _Last,
-    "_expire_pairs": _expire_pairs,
+    "_expire_queue": _expire_queue,
+    "_pop_newest": _pop_newest,
+    "_append_queue": _append_queue,
+    "_Queue": _Queue,
     "_to_sketch": _to_sketch,
     "_LO": _LO,
     "_HI": _HI,
@@ -203,12 +209,12 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
             f"if {state} is None:",
             f"    {out} = X_{name}",
             "else:",
-            f"    if {state} and {state}[0] <= {c}:",
-            f"        _expire_pairs({state}, {c})",
-            f"    if {state}:",
-            f"        {out} = {_scaled(f'{state}[1]', store.scale)}",
-            "    else:",
+            f"    if {state}.first <= {c}:",
+            f"        _expire_queue({state}, {c})",
+            f"    if {state}.last == _NEVER:",
             f"        {out} = X_{name}",
+            "    else:",
+            f"        {out} = {_scaled(f'{state}.best', store.scale)}",
         ]
     elif isinstance(store, LastWindow):
         w.namespace[f"X_{name}"] = store.default
@@ -289,21 +295,20 @@ def _update(
             f"        {state}.amount = {amount}",
             f"    {state}.total += {amount}",
         ]
-    elif isinstance(store, ExtremumWindow):  # ExtremumWindow.add, _push inline
+    elif isinstance(store, ExtremumWindow):  # ExtremumWindow.add
         beats = "<=" if store.lowest else ">="
         lines += [
             f"if {state} is None:",
             *room,
-            f"    {d_name}[{key}] = [{i}, {value}]",
-            f"elif {state} and {state}[-2] > {i}:",
+            f"    {d_name}[{key}] = _Queue({i}, {i}, {value}, {value})",
+            f"elif {state}.last > {i}:",
             f"    {s_name}._insert({state}, {i}, {value})",
             "else:",
-            f"    if not {state} or {state}[-2] // {store.span!r} < {o}:",
+            f"    if {state}.last // {store.span!r} < {o}:",
             f"        {d_name}_move({key})",
-            f"    while {state} and {value} {beats} {state}[-1]:",
-            f"        del {state}[-2:]",
-            f"    if not {state} or {state}[-2] != {i}:",
-            f"        {state} += ({i}, {value})",
+            f"    while {state}.last != _NEVER and {value} {beats} {state}.worst:",
+            f"        _pop_newest({state})",
+            f"    _append_queue({state}, {i}, {value})",
         ]
     elif isinstance(store, LastWindow):
         lines += [

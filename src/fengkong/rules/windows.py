@@ -29,18 +29,18 @@ a two-item list, buckets ascending, distinct values sorted), so :meth:`KeyedWind
 Hot path (every decided event folds into every feature of its kind): each aggregation has
 its own ``add`` and ``read`` with no per-event helper calls. Count and sum keep a
 :class:`_Tally` per key (the total, the oldest and newest buckets, the newest bucket's amount
-and a ``bucket -> amount`` dict of the older ones), last a :class:`_Last`; min / max keep
-``[b0, v0, b1, v1, ...]`` (buckets ascending). Adding to the newest bucket is one field
-update.
+and a ``bucket -> amount`` dict of the older ones), last a :class:`_Last`, min / max a
+:class:`_Queue` (the oldest and newest pairs, and a dict of those between). Adding to the
+newest bucket is one field update.
 
-*Untracked by the collector.* A key's ``_Tally`` and ``_Last``, and a two-field key
-(:class:`Pair`), are msgspec structs with ``gc=False``; dicts that hold strings and integers
-only (a tally's older buckets, a key's distinct values), CPython does not track either. They
+*Untracked by the collector.* A key's ``_Tally``, ``_Queue`` and ``_Last``, and a two-field key
+(:class:`Pair`), are msgspec structs with ``gc=False``; dicts that hold strings and numbers
+only (a tally's older buckets, a queue's middle pairs, a key's distinct values), CPython does
+not track either. They
 hold no reference cycles, so the cycle collector need not visit them. A tracked state (a
 list) is visited by every young collection after the key is created (the benchmark's young
 collections visited about 600 new key lists each, 90-130 µs) and by every full collection
-for as long as it lives (a heap of a million keys: most of a second). The min / max queues
-are still lists.
+for as long as it lives (a heap of a million keys: most of a second).
 
 Keys live in an ``OrderedDict`` in update order, by *span*: a key moves to
 the end in O(1) when its newest bucket enters a new span of ``span = min(n // 2, SPAN)``
@@ -68,7 +68,7 @@ from collections import deque as _deque
 from itertools import compress as _compress
 from itertools import count as _count
 from itertools import repeat as _repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -88,7 +88,7 @@ class KeyedWindow:
     time ``ts`` into ``key``) and ``read(key, now)``."""
 
     __slots__ = ("_owed", "_swept", "g", "keys", "max_keys", "n", "scale", "span")
-    _NEWEST: Any = None  # getter of a state's newest bucket (min / max: raising if none)
+    _NEWEST: Any = None  # getter of a state's newest bucket (None: see _sweep)
     LAZY = True  # whether a sweep may be owed (see defer)
 
     def __init__(self, g: int, n: int, max_keys: int, scale: int) -> None:
@@ -122,23 +122,18 @@ class KeyedWindow:
         (with the keys an owed sweep has not popped yet, which lead that run).
 
         The run is measured and popped at C speed (``_NEWEST`` gets a state's newest bucket,
-        when the subclass has one): a sweep after a busy minute pops a hundred keys or more
-        in one event. A min / max state with no newest bucket to get (``IndexError``: every
-        bucket expired by a read) falls back to the loop."""
+        ``_NEVER`` when it has none; a distinct store's sketches need the loop): a sweep after
+        a busy minute pops a hundred keys or more in one event."""
         self._swept = cutoff
         self._owed = False
         keys = self.keys
         getter = self._NEWEST
         if getter is not None:
-            try:
-                run = next(_compress(_count(), map(cutoff.__lt__, map(getter, keys.values()))), -1)
-            except IndexError:
-                pass
-            else:
-                if run < 0:
-                    run = len(keys)
-                _deque(map(keys.popitem, _repeat(False, run)), 0)
-                return
+            run = next(_compress(_count(), map(cutoff.__lt__, map(getter, keys.values()))), -1)
+            if run < 0:
+                run = len(keys)
+            _deque(map(keys.popitem, _repeat(False, run)), 0)
+            return
         self._pop_expired(cutoff, len(keys))
 
     def _pop_expired(self, cutoff: int, limit: int) -> int:
@@ -426,11 +421,99 @@ class SumWindow(CountWindow):
         self._fold(key, value, idx, cutoff)
 
 
+class _Queue(msgspec.Struct, gc=False):
+    """One key's min / max: the monotone queue's oldest pair (``first``, ``best``: the
+    window's extremum), its newest (``last``, ``worst``) and the pairs between them
+    (``middle``: bucket -> value, ascending; ``None`` until a key has three). One pair has
+    ``first == last``; an empty queue ``first = _FAR`` and ``last = _NEVER``. ``gc=False``:
+    see the module docstring."""
+
+    first: int
+    last: int
+    best: Any
+    worst: Any
+    middle: dict | None = None
+
+
+def _queue_flat(state: _Queue) -> list:
+    """The queue as ``[b0, v0, b1, v1, ...]``, oldest first."""
+    if state.last == _NEVER:
+        return []
+    flat = [state.first, state.best]
+    for pair in (state.middle or {}).items():
+        flat += pair
+    if state.last != state.first:
+        flat += (state.last, state.worst)
+    return flat
+
+
+def _queue_set(state: _Queue, flat: list) -> None:
+    """Make ``state`` the queue ``[b0, v0, b1, v1, ...]``."""
+    if not flat:
+        state.first, state.last, state.best, state.worst = _FAR, _NEVER, None, None
+        state.middle = None
+        return
+    state.first, state.best, state.last, state.worst = flat[0], flat[1], flat[-2], flat[-1]
+    state.middle = dict(zip(flat[2:-2:2], flat[3:-2:2], strict=True)) or None
+
+
+def _expire_queue(state: _Queue, cutoff: int) -> None:
+    """Drop the pairs at or before ``cutoff`` (the leading ones); the next becomes the
+    oldest."""
+    if state.last <= cutoff:
+        _queue_set(state, [])
+        return
+    middle = state.middle
+    if middle:
+        expired = []
+        for bucket, value in middle.items():
+            if bucket > cutoff:
+                for old in expired:
+                    del middle[old]
+                del middle[bucket]
+                state.first = bucket
+                state.best = value
+                return
+            expired.append(bucket)
+        middle.clear()
+    state.first = state.last
+    state.best = state.worst
+
+
+def _pop_newest(state: _Queue) -> None:
+    """Drop the newest pair (one a newer value equals or beats)."""
+    if state.middle:
+        state.last, state.worst = state.middle.popitem()
+    elif state.first != state.last:
+        state.last = state.first
+        state.worst = state.best
+    else:
+        _queue_set(state, [])
+
+
+def _append_queue(state: _Queue, idx: int, value: Any) -> None:
+    """Append ``(idx, value)`` unless the newest pair is that bucket's (which beats it: the
+    caller dropped the pairs ``value`` beats)."""
+    last = state.last
+    if last == _NEVER:
+        state.first = state.last = idx
+        state.best = state.worst = value
+    elif last != idx:
+        if state.first != last:
+            if state.middle is None:
+                state.middle = {last: state.worst}
+            else:
+                state.middle[last] = state.worst
+        state.last = idx
+        state.worst = value
+
+
 class ExtremumWindow(KeyedWindow):
-    """Minimum or maximum of a numeric field per key. Per key: ``[b0, v0, b1, v1, ...]``,
-    the buckets ascending, holding only the buckets whose extremum no later bucket's
-    equals or beats (a monotone queue): the values strictly rise from the oldest pair for a
-    minimum (fall for a maximum), so the oldest live pair holds the window's extremum.
+    """Minimum or maximum of a numeric field per key. Per key: a :class:`_Queue` of
+    ``(bucket, value)`` pairs, the buckets ascending, holding only the buckets whose
+    extremum no later bucket's equals or beats (a monotone queue): the values strictly rise
+    from the oldest pair for a minimum (fall for a maximum), so the oldest live pair holds
+    the window's extremum.
 
     A bucket left out is never needed: while it is in the window, so is the later bucket
     that beats it. A read drops the expired pairs at the front and returns the first value
@@ -442,7 +525,7 @@ class ExtremumWindow(KeyedWindow):
     three comparisons per element*, 2006)."""
 
     __slots__ = ("default", "lowest")
-    _NEWEST = itemgetter(-2)  # [] raises IndexError
+    _NEWEST = attrgetter("last")
 
     def __init__(self, g: int, n: int, max_keys: int, scale: int, pick, default: Any) -> None:
         super().__init__(g, n, max_keys, scale)
@@ -467,43 +550,48 @@ class ExtremumWindow(KeyedWindow):
         if state is None:
             if len(keys) >= self.max_keys:
                 self._make_room(cutoff)
-            keys[key] = [idx, value]
-        elif state and state[-2] > idx:
+            keys[key] = _Queue(idx, idx, value, value)
+        elif state.last > idx:
             self._insert(state, idx, value)
         else:
-            if self._moves(self._newest(state), idx):
+            if self._moves(state.last, idx):
                 keys.move_to_end(key)
-            self._push(state, idx, value)
+            while state.last != _NEVER and self._beats(value, state.worst):
+                _pop_newest(state)
+            _append_queue(state, idx, value)
         if cutoff > self._swept:
             self._sweep(cutoff)
 
-    def _push(self, state: list, idx: int, value: Any) -> None:
-        """Fold ``value`` at bucket ``idx``, at or after the newest: drop the pairs it beats
-        from the back, then append it unless its bucket's pair beats it."""
-        while state and self._beats(value, state[-1]):
-            del state[-2:]
-        if not state or state[-2] != idx:
-            state += (idx, value)
+    def _push(self, flat: list, idx: int, value: Any) -> None:
+        """Fold ``value`` at bucket ``idx``, at or after the newest, into the queue
+        ``[b0, v0, ...]``: drop the pairs it beats from the back, then append it unless its
+        bucket's pair beats it."""
+        while flat and self._beats(value, flat[-1]):
+            del flat[-2:]
+        if not flat or flat[-2] != idx:
+            flat += (idx, value)
 
-    def _insert(self, state: list, idx: int, value: Any) -> None:
+    def _insert(self, state: _Queue, idx: int, value: Any) -> None:
         """Fold ``value`` at bucket ``idx``, older than the newest (a late event)."""
+        flat = _queue_flat(state)
         j = 0
-        while state[j] < idx:
+        while flat[j] < idx:
             j += 2
-        if self._beats(state[j + 1], value):
+        if self._beats(flat[j + 1], value):
             return  # a pair at or after idx equals or beats it (values are monotone)
-        if state[j] == idx:
-            state[j + 1] = value
+        if flat[j] == idx:
+            flat[j + 1] = value
         else:
-            state[j:j] = (idx, value)
+            flat[j:j] = (idx, value)
         start = j
-        while start and self._beats(value, state[start - 1]):
+        while start and self._beats(value, flat[start - 1]):
             start -= 2
-        del state[start:j]
+        del flat[start:j]
+        _queue_set(state, flat)
 
     @staticmethod
-    def _newest(state: list) -> int:
-        return state[-2] if state else _NEVER
+    def _newest(state: _Queue) -> int:
+        return state.last
 
     def read(self, key: Any, now: int) -> Any:
         if self._owed:
@@ -512,33 +600,27 @@ class ExtremumWindow(KeyedWindow):
         if state is None:
             return self.default
         cutoff = now // self.g - self.n
-        if state and state[0] <= cutoff:
-            _expire_pairs(state, cutoff)
-        if not state:
+        if state.first <= cutoff:
+            _expire_queue(state, cutoff)
+        if state.last == _NEVER:
             return self.default
-        best = state[1]
+        best = state.best
         return best / self.scale if self.scale != 1 else best
 
-    def _state_out(self, state: list) -> Any:
+    def _state_out(self, state: _Queue) -> Any:
         out = self._out
-        return [[state[i], out(state[i + 1])] for i in range(0, len(state), 2)]
+        flat = _queue_flat(state)
+        return [[flat[i], out(flat[i + 1])] for i in range(0, len(flat), 2)]
 
-    def _state_in(self, data: Any) -> list:
+    def _state_in(self, data: Any) -> _Queue:
         """Pairs in bucket order, kept as a monotone queue (pairs a later one beats, as in a
         snapshot taken before stores kept only the others, are dropped)."""
         flat: list = []
         for idx, value in data:
             self._push(flat, idx, self._in(value))
-        return flat
-
-
-def _expire_pairs(state: list, cutoff: int) -> None:
-    """Drop the leading pairs of a ``[b0, v0, ...]`` state at or before ``cutoff``."""
-    end = len(state)
-    i = 2
-    while i < end and state[i] <= cutoff:
-        i += 2
-    del state[:i]
+        state = _Queue(_FAR, _NEVER, None, None)
+        _queue_set(state, flat)
+        return state
 
 
 class _Last(msgspec.Struct, gc=False):
