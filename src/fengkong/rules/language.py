@@ -347,15 +347,18 @@ class Checker:
             return self._feature(node, node.attr, None)
         return self._list_ref(node, node.attr)
 
+    def _unknown_field(self, node: ast.AST, name: str) -> Typed:
+        hint = _suggest(name, self.scope.fields)
+        return self.fail(
+            node,
+            ProblemCode.UNKNOWN_FIELD,
+            f"{self.scope.kind_name} has no readable field {name!r}{hint}",
+        )
+
     def _event_field(self, node: ast.AST, name: str) -> Typed:
         field_type = self.scope.fields.get(name)
         if field_type is None:
-            hint = _suggest(name, self.scope.fields)
-            return self.fail(
-                node,
-                ProblemCode.UNKNOWN_FIELD,
-                f"{self.scope.kind_name} has no readable field {name!r}{hint}",
-            )
+            return self._unknown_field(node, name)
         if field_type.optional and name not in self.present:
             return self.fail(
                 node,
@@ -730,12 +733,7 @@ class Checker:
             return self.fail(first, ProblemCode.DUNDER_NAME, f"name {name!r} is not allowed")
         field_type = self.scope.fields.get(name)
         if field_type is None:
-            hint = _suggest(name, self.scope.fields)
-            return self.fail(
-                first,
-                ProblemCode.UNKNOWN_FIELD,
-                f"{self.scope.kind_name} has no readable field {name!r}{hint}",
-            )
+            return self._unknown_field(first, name)
         if not field_type.optional:
             optional = ", ".join(n for n, f in self.scope.fields.items() if f.optional)
             return self.fail(
