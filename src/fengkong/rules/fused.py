@@ -49,6 +49,7 @@ from fengkong.rules.events import FiredRule
 from fengkong.rules.features import FeatureSpec
 from fengkong.rules.outcomes import SEVERITY, Outcome
 from fengkong.rules.windows import (
+    _HEAD,
     _HI,
     _LO,
     _NEVER,
@@ -231,7 +232,7 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
             f"elif {state}[_LO] <= {c}:",
             f"    {out} = _distinct_count({state}, {c})",
             "else:",
-            f"    {out} = _len({state}) - 2",
+            f"    {out} = _len({state}) - {_HEAD!r}",
         ]
     else:  # pragma: no cover - every store class is handled above
         raise TypeError(type(store).__name__)
@@ -328,7 +329,7 @@ def _update(
         # did it at this cutoff; a fresh lookup does it here), and test whether the key moves
         # on the newest live bucket, as the reference does (see _add_found).
         # A key in sketch mode has ``hi = _FAR``: it takes neither fast path. Its values
-        # follow two sentinel entries (``_LO``, ``_HI``): hence the ``+ 2`` on its length.
+        # follow the sentinel entries (``_LO``, ``_HI``): ``_HEAD`` more than its length.
         lines += [
             f"if {state} is None:",
             *room,
@@ -337,7 +338,7 @@ def _update(
         ]
         if fresh:
             lines += [f"    if {state}[_LO] <= {c}:", f"        _distinct_count({state}, {c})"]
-        limit = store.exact_limit + 2
+        limit = store.exact_limit + _HEAD
         lines += [
             f"    h_ = {state}[_HI]",
             f"    if {i} == h_:",

@@ -33,14 +33,14 @@ and a ``bucket -> amount`` dict of the older ones), last a :class:`_Last`, min /
 :class:`_Queue` (the oldest and newest pairs, and a dict of those between). Adding to the
 newest bucket is one field update.
 
-*Untracked by the collector.* A key's ``_Tally``, ``_Queue`` and ``_Last``, and a two-field key
-(:class:`Pair`), are msgspec structs with ``gc=False``; dicts that hold strings and numbers
-only (a tally's older buckets, a queue's middle pairs, a key's distinct values), CPython does
-not track either. They
-hold no reference cycles, so the cycle collector need not visit them. A tracked state (a
-list) is visited by every young collection after the key is created (the benchmark's young
-collections visited about 600 new key lists each, 90-130 µs) and by every full collection
-for as long as it lives (a heap of a million keys: most of a second).
+*Untracked by the collector.* A key's ``_Tally``, ``_Queue`` and ``_Last``, and a two-field
+key (:class:`Pair`), are msgspec structs with ``gc=False``; dicts that hold strings and
+numbers only (a tally's older buckets, a queue's middle pairs, a key's distinct values),
+CPython does not track either. They hold no reference cycles, so the cycle collector need
+not visit them. A tracked state (a list) is visited by every young collection after the key
+is created (the benchmark's young collections visited about 600 new key lists each, 90-130
+µs) and by every full collection for as long as it lives (a heap of a million keys: most of
+a second).
 
 Keys live in an ``OrderedDict`` in update order, by *span*: a key moves to
 the end in O(1) when its newest bucket enters a new span of ``span = min(n // 2, SPAN)``
@@ -160,7 +160,7 @@ class KeyedWindow:
         each with no bucket after ``_swept``. Nothing can tell them from absent keys, except
         an update that does not read the key first (the caller tests :meth:`stale` and
         settles): a read at a cutoff ``c >= _swept`` finds no live bucket (0, the default),
-        and leaves the key's state empty (an empty tally, ``[]``), which an update extends as it
+        and leaves the key's state empty (an empty tally or queue), which an update extends as it
         would a new key's, moving the key to the end; ``last`` overwrites all three fields.
         A distinct key in sketch mode would stay in sketch mode: distinct stores are swept
         at once (``LAZY``). ``state``, ``_make_room``, ``read`` and ``add`` settle first, and
