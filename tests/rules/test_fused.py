@@ -409,7 +409,7 @@ def filled(agg: str, newest: list) -> tuple:
     cutoff=st.integers(-1, 13),
 )
 def test_the_sweep_at_c_speed_drops_what_the_loop_drops(agg, newest, cutoff):
-    """Keys in any order, some with no live bucket at all (an empty tally, ``[]``, an empty
+    """Keys in any order, some with no live bucket at all (an empty tally, queue or
     distinct), the cutoff anywhere: the same keys remain, in the same order."""
     fast, slow = filled(agg, newest)
     fast._sweep(cutoff)

@@ -1,14 +1,20 @@
 """The min / max store's monotone queue against a brute-force reference (late events
-included), its invariant, and its snapshot form."""
+included), its invariant, and its snapshot form; every store's keys and states untracked by
+the cycle collector."""
 
 from __future__ import annotations
 
+import gc
 from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fengkong.rules.windows import ExtremumWindow, _queue_flat
+from fengkong.rules.component import RulesComponent
+from fengkong.rules.events import RulePackLoaded
+from fengkong.rules.windows import _SKETCHED, ExtremumWindow, _Queue, _queue_flat, _Tally
+from tests.rules.kit import T0, pack_text, rule
+from tests.rules.test_features import FEATURES, build_events, steps
 
 N = 6  # buckets of width 1 in the window
 
@@ -83,3 +89,28 @@ def test_a_new_minimum_drops_the_buckets_it_beats_and_a_beaten_late_value_change
     assert _queue_flat(window.keys["k"]) == [3, 3, 4, 6]
     assert window.read("k", 4) == 3
     assert window.read("k", 9) == 6  # bucket 3 left the window (cutoff 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(raw=st.data())
+def test_no_key_or_state_of_any_store_is_tracked_by_the_cycle_collector(raw):
+    """Every aggregation's per-key state, the dicts inside it and a two-field key are born
+    untracked and stay so through late events, expiry and sketches (a tracked one would be
+    visited by young collections and by every full collection: docs/rules.md, Known limits).
+    """
+    features = {**FEATURES, "addrs_20s": {**FEATURES["addrs_20s"], "exact_limit": 2}}
+    text = pack_text([rule("features.n_10s > 100")], features=features, name="prop")
+    component = RulesComponent()
+    component.apply(RulePackLoaded(seq=1, id="p", ts=T0, pack_yaml=text, author="t"))
+    for event in build_events(raw.draw(steps)):
+        component.apply(event)
+    for store in component.packs["prop"].stores.values():
+        for key, state in store.keys.items():
+            assert not gc.is_tracked(key), key
+            inner = getattr(state, "older", None) if isinstance(state, _Tally) else None
+            if isinstance(state, _Queue):
+                inner = state.middle
+            if isinstance(state, dict) and state.get(next(iter(state))) == _SKETCHED:
+                continue  # a key in sketch mode holds its sketch (see windows.py)
+            assert not gc.is_tracked(state), (key, state)
+            assert inner is None or not gc.is_tracked(inner), (key, inner)
