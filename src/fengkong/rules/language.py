@@ -188,6 +188,7 @@ class Typed:
 _ERROR = Typed("None", Type.ERROR)
 _NOTHING: frozenset[str] = frozenset()
 SPECIAL_FORMS = ("coalesce", "has", "in_list")
+_ARGUMENTS = {1: "one argument", 2: "two arguments"}  # has and coalesce
 
 
 def parse_expression(text: object, path: str, problems: list[Problem]) -> ast.Expression | None:
@@ -718,10 +719,14 @@ class Checker:
             return _ERROR
         return self._list_member(node, value, lst)
 
-    def _optional_field(self, node: ast.Call, usage: str) -> str | Typed:
+    def _optional_field(self, node: ast.Call, usage: str, arity: int) -> str | Typed:
         """The name of the optional event field that is the first argument of ``has`` or
-        ``coalesce`` (checked: it exists and may be absent), or the problem reported."""
-        first = node.args[0] if node.args else None
+        ``coalesce`` (checked: ``arity`` arguments, the first an event field that may be
+        absent), or the problem reported."""
+        if len(node.args) != arity:
+            count = _ARGUMENTS[arity]
+            return self.fail(node, ProblemCode.BAD_ARGUMENTS, f"{usage} takes {count}")
+        first = node.args[0]
         if not (
             isinstance(first, ast.Attribute)
             and isinstance(first.value, ast.Name)
@@ -748,9 +753,7 @@ class Checker:
         """``has(event.NAME)``: whether the optional field is present; proves it present
         where the expression's truth guards."""
         usage = "has(event.NAME)"
-        if len(node.args) != 1:
-            return self.fail(node, ProblemCode.BAD_ARGUMENTS, f"{usage} takes one argument")
-        name = self._optional_field(node, usage)
+        name = self._optional_field(node, usage, 1)
         if isinstance(name, Typed):
             return name
         label = f"has(event.{name})"
@@ -762,9 +765,7 @@ class Checker:
         """``coalesce(event.NAME, fallback)``: the optional field, or ``fallback`` (any
         expression of a compatible type) when it is absent."""
         usage = "coalesce(event.NAME, FALLBACK)"
-        if len(node.args) != 2:
-            return self.fail(node, ProblemCode.BAD_ARGUMENTS, f"{usage} takes two arguments")
-        name = self._optional_field(node, usage)
+        name = self._optional_field(node, usage, 2)
         if isinstance(name, Typed):
             return name
         outer = self.present
