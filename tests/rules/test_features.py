@@ -143,7 +143,7 @@ def reference(events: list, spec: dict, key, now: int):
         else _ms(spec.get("bucket") or spec["window"])
     )
     if "bucket" not in spec:
-        g = _ms(spec["window"]) // 60
+        g = _default_bucket(_ms(spec["window"]))
     n = _ms(spec["window"]) // g
     kinds = spec["on"] if isinstance(spec["on"], list) else [spec["on"]]
     keys = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]
@@ -168,6 +168,12 @@ def reference(events: list, spec: dict, key, now: int):
     if not units:
         return spec.get("default", 0.0)
     return (min(units) if agg == "min" else max(units)) / 10**18
+
+
+def _default_bucket(window_ms: int) -> int:
+    """The documented default: the window in the most buckets, at most 60, that divide it
+    (a 10 s window: 50 buckets of 200 ms)."""
+    return window_ms // max(n for n in range(1, 61) if window_ms % n == 0)
 
 
 def _ms(text: str) -> int:
@@ -432,7 +438,7 @@ def order_events(raw) -> list:
 
 def order_reference(events: list, name: str, account: str, now: int):
     spec = ORDER_FEATURES[name]
-    g = _ms(spec.get("bucket") or "1s") if "bucket" in spec else _ms(spec["window"]) // 60
+    g = _ms(spec["bucket"]) if "bucket" in spec else _default_bucket(_ms(spec["window"]))
     n = _ms(spec["window"]) // g
     live = [e for e in events if e.account == account and e.ts // g > now // g - n]
     units = [parse_units(e.price, 18, field="price") for e in live if e.price is not None]
