@@ -137,13 +137,11 @@ def build_events(raw) -> list:
 
 def reference(events: list, spec: dict, key, now: int):
     """The feature at ``now`` computed from the raw events, by its documented definition."""
-    g = (
-        int(spec["bucket"])
-        if isinstance(spec.get("bucket"), int)
-        else _ms(spec.get("bucket") or spec["window"])
-    )
-    if "bucket" not in spec:
+    bucket = spec.get("bucket")
+    if bucket is None:
         g = _default_bucket(_ms(spec["window"]))
+    else:
+        g = bucket if isinstance(bucket, int) else _ms(bucket)
     n = _ms(spec["window"]) // g
     kinds = spec["on"] if isinstance(spec["on"], list) else [spec["on"]]
     keys = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]
