@@ -1,0 +1,1 @@
+"""Window stores in flat arrays for compiled kernels (docs/design/compiled-stores.md)."""
