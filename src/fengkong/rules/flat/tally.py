@@ -278,3 +278,15 @@ def buckets(head: np.ndarray, slab: np.ndarray, i: int) -> list[list[int]]:
 
 def total(head: np.ndarray, i: int) -> int:
     return joined(int(head[i, TOTAL_HI]), int(head[i, TOTAL_LO]))
+
+
+@nb.njit(cache=True)
+def release(head, slab, meta, i):
+    """Empty id ``i`` for reuse, its chunk freed."""
+    if head[i, CHUNK] >= 0:
+        _free(slab, meta, head[i, CHUNK], head[i, CLASS])
+    head[i, FIRST] = FAR
+    head[i, LAST] = NEVER
+    head[i, CHUNK] = -1
+    for column in (TOTAL_HI, TOTAL_LO, NEWEST_HI, NEWEST_LO, START, LENGTH, CLASS):
+        head[i, column] = 0
