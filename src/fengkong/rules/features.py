@@ -9,15 +9,14 @@ from typing import Any
 
 from fengkong.rules.durations import DAY, SECOND, format_duration, parse_duration
 from fengkong.rules.errors import Problem, ProblemCode
+from fengkong.rules.flat.windows import FlatCountWindow, FlatPool, FlatSumWindow
 from fengkong.rules.schema import NUMERIC, FieldType, Type, event_kind, fields_of
 from fengkong.rules.windows import (
     DECIMAL_SCALE,
-    CountWindow,
     DistinctWindow,
     ExtremumWindow,
     KeyedWindow,
     LastWindow,
-    SumWindow,
 )
 
 AGGREGATIONS = ("count", "sum", "min", "max", "distinct", "last", "ratio")
@@ -303,15 +302,16 @@ def _default(agg, raw, value_type, bad) -> Any:
     return float(value) if value_type is Type.NUMBER else value
 
 
-def build_store(spec: FeatureSpec) -> KeyedWindow:
-    """A fresh window store for a (non-ratio) feature."""
+def build_store(spec: FeatureSpec, pool: FlatPool | None = None) -> KeyedWindow:
+    """A fresh window store for a (non-ratio) feature; counts and sums keep their rows in
+    ``pool`` (the pack's, see :mod:`fengkong.rules.flat`; a pool of their own if ``None``)."""
     decimal = spec.value_field is not None and spec.value_field.decimal
     scale = DECIMAL_SCALE if decimal else 1
     g, n, keys = spec.bucket_ms, spec.buckets, spec.max_keys
     if spec.agg == "count":
-        return CountWindow(g, n, keys, 1)
+        return FlatCountWindow(g, n, keys, 1, pool or FlatPool())
     if spec.agg == "sum":
-        return SumWindow(g, n, keys, scale)
+        return FlatSumWindow(g, n, keys, scale, pool or FlatPool())
     if spec.agg in ("min", "max"):
         pick = min if spec.agg == "min" else max
         return ExtremumWindow(g, n, keys, scale, pick, spec.default)

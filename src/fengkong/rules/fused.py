@@ -44,9 +44,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from fengkong.rules.codegen import _compile
 from fengkong.rules.events import FiredRule
 from fengkong.rules.features import FeatureSpec
+from fengkong.rules.flat import tally
+from fengkong.rules.flat.windows import FlatCountWindow, FlatSumWindow
 from fengkong.rules.outcomes import SEVERITY, Outcome
 from fengkong.rules.windows import (
     _HEAD,
@@ -89,6 +93,8 @@ HELPERS: dict[str, Any] = {
     "_HI": _HI,
     "_distinct_count": _distinct_count,
     "_drain_owed": drain_owed,
+    "_divmod": divmod,
+    "_read_many": tally.read_many,
 }
 
 
@@ -101,8 +107,10 @@ _OWING = ["    if _OWED:", "        _drain_owed(_OWED, now)"]
 
 
 def fusable(stores: dict[str, KeyedWindow]) -> bool:
-    """Whether every feature has its own store object (see the module docstring)."""
-    return len({id(store) for store in stores.values()}) == len(stores)
+    """Whether every feature has its own store object (see the module docstring), and the
+    flat stores one pool (one kernel call reaches them all)."""
+    pools = {id(store.pool) for store in stores.values() if isinstance(store, FlatCountWindow)}
+    return len({id(store) for store in stores.values()}) == len(stores) and len(pools) <= 1
 
 
 class _Writer:
@@ -118,6 +126,10 @@ class _Writer:
         self._span: dict[tuple[int, int], str] = {}
         self._keys: dict[str, str] = {}
         self.namespace: dict[str, Any] = {}
+        # flat stores: (feature, state local, value local, last-bucket local) per batched read,
+        # and (row local, bucket local, amount code) per update, in the pool's kernel calls
+        self.flat_reads: list[tuple[str, str, str, str]] = []
+        self.flat_updates: list[tuple[str, str, str]] = []
 
     def store(self, name: str) -> tuple[str, str, KeyedWindow]:
         """Globals ``S_name`` (the store), ``D_name`` (its keys), and ``D_name_get`` /
@@ -129,6 +141,10 @@ class _Writer:
         self.namespace[f"D_{name}"] = store.keys
         self.namespace[f"D_{name}_get"] = store.keys.get
         self.namespace[f"D_{name}_move"] = store.keys.move_to_end
+        if isinstance(store, FlatCountWindow):
+            self.namespace["FP"] = store.pool
+            self.namespace["FP_new"] = store.pool.new_row
+            self.namespace["FP_add"] = store.pool.add_many
         return f"S_{name}", f"D_{name}", store
 
     def cutoff(self, store: KeyedWindow) -> str:
@@ -193,6 +209,9 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
     """Inline ``store.read(key, now)`` into ``out``, leaving the key's state in ``state``."""
     _, d_name, store = w.store(name)
     c = w.cutoff(store)
+    if isinstance(store, FlatCountWindow):  # the lookup; the read is the pool's kernel call
+        w.flat_reads.append((name, state, out, f"l{state}"))
+        return [f"{state} = {d_name}_get({key}, -1)"]
     lines = [f"{state} = {d_name}_get({key})"]
     if isinstance(store, CountWindow):  # count and sum
         empty = repr(0 / store.scale) if store.scale != 1 else "0"
@@ -239,6 +258,44 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
     return lines
 
 
+def _flat_reads(w: _Writer) -> list[str]:
+    """The batched reads of the flat features (:func:`tally.read_many`): each key's expired
+    buckets dropped, then its total (exact: two words) and newest live bucket, which an
+    update of the key reads instead of the head."""
+    rows = ", ".join(state for _, state, _, _ in w.flat_reads)
+    cutoffs = ", ".join(w.cutoff(w.stores[name]) for name, _, _, _ in w.flat_reads)
+    w.namespace["FO"] = np.zeros(3 * len(w.flat_reads), np.int64)
+    lines = [
+        f"_read_many(FP.head, FP.slab, FP.meta, ({rows},), ({cutoffs},), FO)",
+        "fo_ = FO.tolist()",
+    ]
+    for j, (name, _, out, last) in enumerate(w.flat_reads):
+        store = w.stores[name]
+        total = f"fo_[{3 * j + 1}]"
+        if isinstance(store, FlatSumWindow):
+            total = _scaled(f"(fo_[{3 * j}] * {tally.BASE!r} + {total})", store.scale)
+        lines += [f"{out} = {total}", f"{last} = fo_[{3 * j + 2}]"]
+    return lines
+
+
+def _flat_adds(w: _Writer) -> list[str]:
+    """The batched adds of the flat features' updates that ran (a row of -1 did not), their
+    amounts split into two words (:func:`tally.add_many`)."""
+    words: dict[str, tuple[str, str]] = {"1": ("0", "1")}
+    lines = []
+    for _, _, amount in w.flat_updates:
+        if amount not in words:
+            hi, lo = words[amount] = (f"fh{len(words)}", f"fl{len(words)}")
+            lines.append(
+                f"{hi}, {lo} = (0, 0) if {amount} is None else _divmod({amount}, {tally.BASE!r})"
+            )
+    rows = ", ".join(row for row, _, _ in w.flat_updates)
+    idxs = ", ".join(i for _, i, _ in w.flat_updates)
+    his = ", ".join(words[amount][0] for _, _, amount in w.flat_updates)
+    los = ", ".join(words[amount][1] for _, _, amount in w.flat_updates)
+    return [*lines, f"FP_add(({rows},), ({idxs},), ({his},), ({los},))"]
+
+
 def _settled(w: _Writer, name: str, state: str, key: str) -> list[str]:
     """After a fresh lookup (no read of the key in this step) in a store whose sweep may be
     owed: settle the store if the key may be one the sweep dropped (see
@@ -247,6 +304,12 @@ def _settled(w: _Writer, name: str, state: str, key: str) -> list[str]:
     s_name, d_name, store = w.store(name)
     if not store.LAZY or isinstance(store, LastWindow):
         return []
+    if isinstance(store, FlatCountWindow):
+        return [
+            f"if {state} >= 0 and {s_name}._owed and {s_name}.stale({state}):",
+            f"    {s_name}.settle()",
+            f"    {state} = {d_name}_get({key}, -1)",
+        ]
     return [
         f"if {state} is not None and {s_name}._owed and {s_name}.stale({state}):",
         f"    {s_name}.settle()",
@@ -268,8 +331,25 @@ def _update(
         f"    if _len({d_name}) >= {store.max_keys!r}:",
         f"        {s_name}._make_room({c})",
     ]
-    lines = [f"{state} = {d_name}_get({key})", *_settled(w, name, state, key)] if fresh else []
     o = w.span(store)
+    if isinstance(store, FlatCountWindow):  # FlatCountWindow._fold; the add is the kernel's
+        lookup = [f"{state} = {d_name}_get({key}, -1)", *_settled(w, name, state, key)]
+        last = f"FP.head[{state}, 1]" if fresh else f"l{state}"
+        row = f"fr{len(w.flat_updates)}"
+        amount = value if isinstance(store, FlatSumWindow) else "1"
+        w.flat_updates.append((row, i, amount))
+        return [
+            *(lookup if fresh else []),
+            f"if {state} < 0:",
+            *room,
+            f"    {state} = {d_name}[{key}] = FP_new()",
+            "else:",
+            f"    n_ = {last}",
+            f"    if n_ < {i} and n_ // {store.span!r} < {o}:",
+            f"        {d_name}_move({key})",
+            f"{row} = {state}",
+        ]
+    lines = [f"{state} = {d_name}_get({key})", *_settled(w, name, state, key)] if fresh else []
     if isinstance(store, CountWindow):  # CountWindow._fold, _push_tally inline
         amount = "1" if not isinstance(store, SumWindow) else value
         first = "1" if not isinstance(store, SumWindow) else f"0 + {value}"
@@ -412,6 +492,10 @@ def step(
         if own_key:
             captured.setdefault(feature, state)
     body[:0] = lookups
+    if w.flat_reads:  # after the last flat lookup: one kernel call reads every flat feature
+        rows = {f"{state} = " for _, state, _, _ in w.flat_reads}
+        after = 1 + max(n for n, line in enumerate(body) if line.startswith(tuple(rows)))
+        body[after:after] = _flat_reads(w)
     found = _found(w, plan, captured)
     body += [
         f"{local} = None if {captured[f]} is None else _dget({captured[f]}, {value})"
@@ -628,6 +712,7 @@ def _update_section(
         body = _update(w, feature, key, value_code, state, fresh, found.get(feature, ""))
         window = (w.index(store), w.cutoff(store))
         groups.setdefault(window, []).append((tests, f"S_{feature}", store.LAZY, body))
+    lines += [f"    {row} = -1" for row, _, _ in w.flat_updates]
     for (i, c), updates in groups.items():
         lines.append(f"    if {i} > {c}:")
         for tests, _, _, body in updates:
@@ -636,6 +721,8 @@ def _update_section(
                 lines += _indent(body, 12)
             else:
                 lines += _indent(body, 8)
+    if w.flat_updates:
+        lines += _indent(_flat_adds(w), 4)
     for (i, c), updates in groups.items():
         cell = f"G_{c}"
         w.namespace[cell] = [_NEVER]

@@ -29,6 +29,7 @@ from fengkong.rules.features import (
     fingerprint,
     parse_feature,
 )
+from fengkong.rules.flat.windows import FlatPool
 from fengkong.rules.language import Checker, FeatureSig, ListSig, ReadTable, Scope, parse_expression
 from fengkong.rules.lists import Entry, IpRanges, ListKind, value_problem
 from fengkong.rules.outcomes import Outcome
@@ -591,10 +592,13 @@ def build_stores(
     stores: dict[str, KeyedWindow] = {}
     kept: list[str] = []
     old: dict[object, list[KeyedWindow]] = {}  # fingerprint -> stores, in the old pack's order
+    pool = None  # the flat stores' rows: the previous version's pool, kept with its stores
     if previous is not None:
         old_specs = previous.plan.features
         for n, store in previous.stores.items():
             old.setdefault(fingerprint(n, old_specs), []).append(store)
+            pool = getattr(store, "pool", pool)
+    pool = pool or FlatPool()
     for name, spec in plan.features.items():
         if spec.ratio:
             continue
@@ -603,5 +607,5 @@ def build_stores(
         if store is not None:
             store.settle()  # the old version's queue of owed sweeps goes with it
             kept.append(name)
-        stores[name] = store if store is not None else build_store(spec)
+        stores[name] = store if store is not None else build_store(spec, pool)
     return stores, kept

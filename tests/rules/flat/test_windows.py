@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fengkong.rules.flat.windows import FlatCountWindow, FlatSumWindow
+from fengkong.rules.flat.windows import FlatCountWindow, FlatPool, FlatSumWindow
 from fengkong.rules.windows import CountWindow, SumWindow
 
 G, N, MAX_KEYS = 10, 6, 4
@@ -40,7 +40,8 @@ events = st.lists(
 @given(stream=events)
 def test_the_flat_store_decides_and_keeps_what_the_python_store_does(python, flat, scale, stream):
     reference = python(G, N, MAX_KEYS, scale)
-    store = flat(G, N, MAX_KEYS, scale, rows=2)
+    pool = FlatPool(rows=2)
+    store = flat(G, N, MAX_KEYS, scale, pool)
     now = 1_000
     for key, step, late, value, then in stream:
         now += step
@@ -64,4 +65,4 @@ def test_the_flat_store_decides_and_keeps_what_the_python_store_does(python, fla
             assert store.state() == snapshot
         assert list(store.keys) == list(reference.keys)
     assert store.state() == reference.state()
-    assert len(store.free_rows) + len(store.keys) == len(store.head)
+    assert len(pool.free_rows) + len(store.keys) == len(pool.head)

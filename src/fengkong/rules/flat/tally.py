@@ -290,3 +290,33 @@ def release(head, slab, meta, i):
     head[i, CHUNK] = -1
     for column in (TOTAL_HI, TOTAL_LO, NEWEST_HI, NEWEST_LO, START, LENGTH, CLASS):
         head[i, column] = 0
+
+
+@nb.njit(cache=True)
+def read_many(head, slab, meta, rows, cutoffs, out):
+    """One decision's reads: for each ``rows[j]`` (-1: an absent key), its expired buckets
+    dropped at ``cutoffs[j]``, then ``out[3j:3j+3]`` = the total (hi, lo) and the newest live
+    bucket (``NEVER``: none)."""
+    for j in range(len(rows)):
+        i = rows[j]
+        o = 3 * j
+        if i < 0:
+            out[o] = 0
+            out[o + 1] = 0
+            out[o + 2] = NEVER
+            continue
+        expire(head, slab, meta, i, cutoffs[j])
+        out[o] = head[i, TOTAL_HI]
+        out[o + 1] = head[i, TOTAL_LO]
+        out[o + 2] = head[i, LAST]
+
+
+@nb.njit(cache=True)
+def add_many(head, slab, meta, rows, idxs, his, los, start):
+    """One decision's updates from ``start``: amount ``(his[j], los[j])`` into bucket
+    ``idxs[j]`` of row ``rows[j]`` (-1: no update). The first ``j`` whose row needs a chunk
+    the slab has no room for (nothing changed for it or after it), or -1 when all are done."""
+    for j in range(start, len(rows)):
+        if rows[j] >= 0 and add(head, slab, meta, rows[j], idxs[j], his[j], los[j]):
+            return j
+    return -1
