@@ -51,7 +51,7 @@ from fengkong.rules.events import (
     WithdrawalRequest,
 )
 from fengkong.rules.lists import Entry, ListStore, canonical, value_problem
-from fengkong.rules.pack import CompiledPack, KindPlan, build_stores, load_pack
+from fengkong.rules.pack import CompiledPack, KindPlan, build_stores, load_pack, retire
 from fengkong.rules.schema import fields_of, user_fields
 
 DECIDED_KINDS: tuple[type[Event], ...] = (
@@ -314,6 +314,8 @@ class RulesComponent:
         self.packs[plan.name] = plan.bind(stores, self.lists.live, self.accounts, self.lists.ranges)
         self.packs = dict(sorted(self.packs.items()))
         self._reroute()
+        if previous is not None:
+            retire(previous, stores)
         return [
             RulePackActivated(
                 seq=event.seq,

@@ -9,7 +9,8 @@ from typing import Any
 
 from fengkong.rules.durations import DAY, SECOND, format_duration, parse_duration
 from fengkong.rules.errors import Problem, ProblemCode
-from fengkong.rules.flat.windows import FlatCountWindow, FlatPool, FlatSumWindow
+from fengkong.rules.flat.pool import FlatPool
+from fengkong.rules.flat.windows import FlatCountWindow, FlatSumWindow
 from fengkong.rules.schema import NUMERIC, FieldType, Type, event_kind, fields_of
 from fengkong.rules.windows import (
     DECIMAL_SCALE,
@@ -17,6 +18,7 @@ from fengkong.rules.windows import (
     ExtremumWindow,
     KeyedWindow,
     LastWindow,
+    SumWindow,
 )
 
 AGGREGATIONS = ("count", "sum", "min", "max", "distinct", "last", "ratio")
@@ -303,15 +305,18 @@ def _default(agg, raw, value_type, bad) -> Any:
 
 
 def build_store(spec: FeatureSpec, pool: FlatPool | None = None) -> KeyedWindow:
-    """A fresh window store for a (non-ratio) feature; counts and sums keep their rows in
-    ``pool`` (the pack's, see :mod:`fengkong.rules.flat`; a pool of their own if ``None``)."""
+    """A fresh window store for a (non-ratio) feature. Counts, and sums of integer or decimal
+    fields, keep their keys in ``pool`` (the pack's, see :mod:`fengkong.rules.flat`; a pool of
+    their own if ``None``); sums of ``float`` fields stay Python objects."""
     decimal = spec.value_field is not None and spec.value_field.decimal
     scale = DECIMAL_SCALE if decimal else 1
     g, n, keys = spec.bucket_ms, spec.buckets, spec.max_keys
     if spec.agg == "count":
-        return FlatCountWindow(g, n, keys, 1, pool or FlatPool())
+        return FlatCountWindow(g, n, keys, 1, pool or FlatPool(), spec.key)
+    if spec.agg == "sum" and (decimal or spec.value_field.type is Type.INT):
+        return FlatSumWindow(g, n, keys, scale, pool or FlatPool(), spec.key)
     if spec.agg == "sum":
-        return FlatSumWindow(g, n, keys, scale, pool or FlatPool())
+        return SumWindow(g, n, keys, scale)
     if spec.agg in ("min", "max"):
         pick = min if spec.agg == "min" else max
         return ExtremumWindow(g, n, keys, scale, pick, spec.default)

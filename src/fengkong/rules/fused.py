@@ -44,12 +44,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 from fengkong.rules.codegen import _compile
 from fengkong.rules.events import FiredRule
 from fengkong.rules.features import FeatureSpec
-from fengkong.rules.flat import tally
+from fengkong.rules.flat import keyed, tally
 from fengkong.rules.flat.windows import FlatCountWindow, FlatSumWindow
 from fengkong.rules.outcomes import SEVERITY, Outcome
 from fengkong.rules.windows import (
@@ -94,7 +95,6 @@ HELPERS: dict[str, Any] = {
     "_distinct_count": _distinct_count,
     "_drain_owed": drain_owed,
     "_divmod": divmod,
-    "_read_many": tally.read_many,
 }
 
 
@@ -126,10 +126,12 @@ class _Writer:
         self._span: dict[tuple[int, int], str] = {}
         self._keys: dict[str, str] = {}
         self.namespace: dict[str, Any] = {}
-        # flat stores: (feature, state local, value local, last-bucket local) per batched read,
-        # and (row local, bucket local, amount code) per update, in the pool's kernel calls
-        self.flat_reads: list[tuple[str, str, str, str]] = []
-        self.flat_updates: list[tuple[str, str, str]] = []
+        # flat stores (see _flat_reads, _flat_updates): the key id locals per (table, key),
+        # then (feature, id local, value local) per read and (feature, id local, tests,
+        # amount) per update
+        self.gids: dict[tuple[int, str], str] = {}
+        self.flat_reads: list[tuple[str, str, str]] = []
+        self.flat_updates: list[tuple[str, str, list[str], str]] = []
 
     def store(self, name: str) -> tuple[str, str, KeyedWindow]:
         """Globals ``S_name`` (the store), ``D_name`` (its keys), and ``D_name_get`` /
@@ -141,10 +143,6 @@ class _Writer:
         self.namespace[f"D_{name}"] = store.keys
         self.namespace[f"D_{name}_get"] = store.keys.get
         self.namespace[f"D_{name}_move"] = store.keys.move_to_end
-        if isinstance(store, FlatCountWindow):
-            self.namespace["FP"] = store.pool
-            self.namespace["FP_new"] = store.pool.new_row
-            self.namespace["FP_add"] = store.pool.add_many
         return f"S_{name}", f"D_{name}", store
 
     def cutoff(self, store: KeyedWindow) -> str:
@@ -189,6 +187,25 @@ class _Writer:
             self.head.append(f"{local} = {self.index(store)} // {store.span!r}")
         return local
 
+    def flat(self, name: str) -> FlatCountWindow | None:
+        store = self.stores[name]
+        if not isinstance(store, FlatCountWindow):
+            return None
+        self.namespace["FP"] = store.pool
+        return store
+
+    def gid(self, store: FlatCountWindow, key: str) -> tuple[str, str | None]:
+        """The local holding the id of ``key`` in ``store``'s key table, and the line that
+        looks it up (``None``: an earlier line did)."""
+        table = f"T{id(store.table)}"
+        local = self.gids.get((id(store.table), key))
+        if local is not None:
+            return local, None
+        local = self.gids[(id(store.table), key)] = f"g{len(self.gids)}"
+        self.namespace[table] = store.table
+        self.namespace[f"{table}_get"] = store.table.get
+        return local, f"{local} = {table}_get({key}, -1)"
+
     def key(self, code: str) -> str:
         """A local holding the key ``code`` evaluates to (event fields, a pair, a literal),
         or the code itself when it reads a hoisted local (computed later, in order)."""
@@ -209,9 +226,6 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
     """Inline ``store.read(key, now)`` into ``out``, leaving the key's state in ``state``."""
     _, d_name, store = w.store(name)
     c = w.cutoff(store)
-    if isinstance(store, FlatCountWindow):  # the lookup; the read is the pool's kernel call
-        w.flat_reads.append((name, state, out, f"l{state}"))
-        return [f"{state} = {d_name}_get({key}, -1)"]
     lines = [f"{state} = {d_name}_get({key})"]
     if isinstance(store, CountWindow):  # count and sum
         empty = repr(0 / store.scale) if store.scale != 1 else "0"
@@ -258,44 +272,6 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
     return lines
 
 
-def _flat_reads(w: _Writer) -> list[str]:
-    """The batched reads of the flat features (:func:`tally.read_many`): each key's expired
-    buckets dropped, then its total (exact: two words) and newest live bucket, which an
-    update of the key reads instead of the head."""
-    rows = ", ".join(state for _, state, _, _ in w.flat_reads)
-    cutoffs = ", ".join(w.cutoff(w.stores[name]) for name, _, _, _ in w.flat_reads)
-    w.namespace["FO"] = np.zeros(3 * len(w.flat_reads), np.int64)
-    lines = [
-        f"_read_many(FP.head, FP.slab, FP.meta, ({rows},), ({cutoffs},), FO)",
-        "fo_ = FO.tolist()",
-    ]
-    for j, (name, _, out, last) in enumerate(w.flat_reads):
-        store = w.stores[name]
-        total = f"fo_[{3 * j + 1}]"
-        if isinstance(store, FlatSumWindow):
-            total = _scaled(f"(fo_[{3 * j}] * {tally.BASE!r} + {total})", store.scale)
-        lines += [f"{out} = {total}", f"{last} = fo_[{3 * j + 2}]"]
-    return lines
-
-
-def _flat_adds(w: _Writer) -> list[str]:
-    """The batched adds of the flat features' updates that ran (a row of -1 did not), their
-    amounts split into two words (:func:`tally.add_many`)."""
-    words: dict[str, tuple[str, str]] = {"1": ("0", "1")}
-    lines = []
-    for _, _, amount in w.flat_updates:
-        if amount not in words:
-            hi, lo = words[amount] = (f"fh{len(words)}", f"fl{len(words)}")
-            lines.append(
-                f"{hi}, {lo} = (0, 0) if {amount} is None else _divmod({amount}, {tally.BASE!r})"
-            )
-    rows = ", ".join(row for row, _, _ in w.flat_updates)
-    idxs = ", ".join(i for _, i, _ in w.flat_updates)
-    his = ", ".join(words[amount][0] for _, _, amount in w.flat_updates)
-    los = ", ".join(words[amount][1] for _, _, amount in w.flat_updates)
-    return [*lines, f"FP_add(({rows},), ({idxs},), ({his},), ({los},))"]
-
-
 def _settled(w: _Writer, name: str, state: str, key: str) -> list[str]:
     """After a fresh lookup (no read of the key in this step) in a store whose sweep may be
     owed: settle the store if the key may be one the sweep dropped (see
@@ -304,12 +280,6 @@ def _settled(w: _Writer, name: str, state: str, key: str) -> list[str]:
     s_name, d_name, store = w.store(name)
     if not store.LAZY or isinstance(store, LastWindow):
         return []
-    if isinstance(store, FlatCountWindow):
-        return [
-            f"if {state} >= 0 and {s_name}._owed and {s_name}.stale({state}):",
-            f"    {s_name}.settle()",
-            f"    {state} = {d_name}_get({key}, -1)",
-        ]
     return [
         f"if {state} is not None and {s_name}._owed and {s_name}.stale({state}):",
         f"    {s_name}.settle()",
@@ -331,25 +301,8 @@ def _update(
         f"    if _len({d_name}) >= {store.max_keys!r}:",
         f"        {s_name}._make_room({c})",
     ]
-    o = w.span(store)
-    if isinstance(store, FlatCountWindow):  # FlatCountWindow._fold; the add is the kernel's
-        lookup = [f"{state} = {d_name}_get({key}, -1)", *_settled(w, name, state, key)]
-        last = f"FP.head[{state}, 1]" if fresh else f"l{state}"
-        row = f"fr{len(w.flat_updates)}"
-        amount = value if isinstance(store, FlatSumWindow) else "1"
-        w.flat_updates.append((row, i, amount))
-        return [
-            *(lookup if fresh else []),
-            f"if {state} < 0:",
-            *room,
-            f"    {state} = {d_name}[{key}] = FP_new()",
-            "else:",
-            f"    n_ = {last}",
-            f"    if n_ < {i} and n_ // {store.span!r} < {o}:",
-            f"        {d_name}_move({key})",
-            f"{row} = {state}",
-        ]
     lines = [f"{state} = {d_name}_get({key})", *_settled(w, name, state, key)] if fresh else []
+    o = w.span(store)
     if isinstance(store, CountWindow):  # CountWindow._fold, _push_tally inline
         amount = "1" if not isinstance(store, SumWindow) else value
         first = "1" if not isinstance(store, SumWindow) else f"0 + {value}"
@@ -485,17 +438,23 @@ def step(
         feature, key_code, own_key = meta
         state = f"s{local}"
         key = w.key(key_code)
+        flat = w.flat(feature)
+        if flat is not None and _KEY_LOCAL.fullmatch(key):  # read in _flat_reads' call
+            gid, lookup = w.gid(flat, key)
+            lookups += [lookup] if lookup else []
+            w.flat_reads.append((feature, gid, local))
+            continue
+        if flat is not None:  # a key computed from a read: the store's own read
+            s_name, _, _ = w.store(feature)
+            body.append(f"{local} = {s_name}.read({key}, now)")
+            continue
         read = _read(w, feature, key, local, state)
         if _KEY_LOCAL.fullmatch(key):
             lookups.append(read.pop(0))
         body += read
         if own_key:
             captured.setdefault(feature, state)
-    body[:0] = lookups
-    if w.flat_reads:  # after the last flat lookup: one kernel call reads every flat feature
-        rows = {f"{state} = " for _, state, _, _ in w.flat_reads}
-        after = 1 + max(n for n, line in enumerate(body) if line.startswith(tuple(rows)))
-        body[after:after] = _flat_reads(w)
+    body[:0] = [*lookups, *_flat_reads(w)]
     found = _found(w, plan, captured)
     body += [
         f"{local} = None if {captured[f]} is None else _dget({captured[f]}, {value})"
@@ -525,6 +484,7 @@ def step(
     lines += _update_section(w, plan, captured, result, {f: v[0] for f, v in found.items()})
     lines.append(f"    return {result}")
     lines[2] = "\n".join(_indent(w.head, 4)) if w.head else "    pass"
+    _flat_plan(w)
     namespace = {**namespace, **reads.constants, **plan.update_reads.constants, **rule_names}
     namespace.update(HELPERS)
     namespace.update(w.namespace)
@@ -647,6 +607,7 @@ def updater(
     lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, *_OWING]
     lines += _update_section(w, plan, {}, "", {})
     lines[2] = "\n".join(_indent(w.head, 4)) if w.head else "    pass"
+    _flat_plan(w)
     namespace = {**namespace, **plan.update_reads.constants}
     namespace.update(HELPERS)
     namespace.update(w.namespace)
@@ -703,16 +664,20 @@ def _update_section(
         tests += [w.key(term.strip()) for term in guard.split(" and ") if term.strip()]
         if value_code.startswith("ev."):
             value_code = w.key(value_code)
+        key = w.key(key_code)
+        flat = w.flat(feature)
+        if flat is not None:  # folded in _flat_updates' call
+            amount = value_code if isinstance(flat, FlatSumWindow) else "1"
+            w.flat_updates.append((feature, key, tests, amount))
+            continue
         state = captured.get(feature)
         fresh = state is None
         if fresh:
             state = "s_"
-        key = w.key(key_code)
         _, _, store = w.store(feature)
         body = _update(w, feature, key, value_code, state, fresh, found.get(feature, ""))
         window = (w.index(store), w.cutoff(store))
         groups.setdefault(window, []).append((tests, f"S_{feature}", store.LAZY, body))
-    lines += [f"    {row} = -1" for row, _, _ in w.flat_updates]
     for (i, c), updates in groups.items():
         lines.append(f"    if {i} > {c}:")
         for tests, _, _, body in updates:
@@ -721,8 +686,7 @@ def _update_section(
                 lines += _indent(body, 12)
             else:
                 lines += _indent(body, 8)
-    if w.flat_updates:
-        lines += _indent(_flat_adds(w), 4)
+    lines += _indent(_flat_updates(w), 4)
     for (i, c), updates in groups.items():
         cell = f"G_{c}"
         w.namespace[cell] = [_NEVER]
@@ -738,3 +702,115 @@ def _update_section(
         lowest = swept[0] if len(swept) == 1 else f"_min({', '.join(swept)})"
         lines.append(f"        {cell}[0] = {lowest}")
     return lines
+
+
+# --- flat stores (fengkong.rules.flat): one kernel call for the reads, one for the updates --
+
+
+def _flat_reads(w: _Writer) -> list[str]:
+    """The flat features' reads (:func:`keyed.decide_reads`; the call also drains their owed
+    sweeps), right after the lookups; when ids died (their keys reaped from the tables), the
+    ids are looked up again for the updates."""
+    if not w.flat_reads:
+        return []
+    gids = ", ".join(gid for _, gid, _ in w.flat_reads)
+    w.namespace["FK_r"] = _entry(keyed.decide_reads, w, True, 1 + len(w.flat_reads))
+    w.namespace["FO"] = np.zeros(2 * len(w.flat_reads), np.int64)
+    w.namespace["FP_reap"] = w.namespace["FP"].reap
+    lines = [
+        "_d = FK_r(FP.head, FP.slab, FP.meta, FP.rowmap, FP.st, FP.ctl, FP.dead, FPLAN, FO, "
+        f"(now, {gids},))",
+        "if _d:",
+        "    FP_reap(_d)",
+        *[f"    {line}" for line in _relookups(w)],
+        "fo_ = FO.tolist()",
+    ]
+    for j, (feature, _, local) in enumerate(w.flat_reads):
+        store = w.stores[feature]
+        total = f"fo_[{2 * j + 1}]"
+        if isinstance(store, FlatSumWindow):
+            total = _scaled(f"(fo_[{2 * j}] * {tally.BASE!r} + {total})", store.scale)
+        lines.append(f"{local} = {total}")
+    return lines
+
+
+def _relookups(w: _Writer) -> list[str]:
+    lines = []
+    for (table, key), local in w.gids.items():
+        lines.append(f"{local} = T{table}_get({key}, -1)")
+    return lines
+
+
+def _flat_updates(w: _Writer) -> list[str]:
+    """The flat features' updates (:func:`keyed.decide_updates`): per update, the key's id
+    if it runs (its filter and guard hold; a fresh id for a key no table holds), else -1,
+    and the amount in two words; then the call, the pool grown and the call made again if it
+    needs room, and the dead ids reaped."""
+    if not w.flat_updates:
+        return []
+    lookups = []
+    runs: dict[str, list[str]] = {}  # id local -> when an update of it runs ("": always)
+    updates = []
+    args = []
+    for j, (feature, key, tests, amount) in enumerate(w.flat_updates):
+        store = w.stores[feature]
+        gid, lookup = w.gid(store, key)
+        lookups += [lookup] if lookup else []
+        when = " and ".join(tests)
+        runs.setdefault(gid, []).append(when)
+        run = f"fu{j}"  # (update reads are u0, u1, ...)
+        updates.append(f"{run} = {gid} if {when} else -1" if tests else f"{run} = {gid}")
+        if amount == "1":
+            args += [run, "0", "1"]
+            continue
+        words = f"fh{j}, fl{j}"
+        updates.append(f"{words} = _divmod({amount}, {tally.BASE!r}) if {run} >= 0 else (0, 0)")
+        args += [run, f"fh{j}", f"fl{j}"]
+    fresh = []
+    for (table, key), gid in w.gids.items():
+        whens = runs.get(gid)
+        if whens is None:
+            continue
+        test = "" if "" in whens else " or ".join(f"({when})" for when in whens)
+        fresh += [
+            f"if {gid} < 0{f' and ({test})' if test else ''}:",
+            f"    {gid} = FP_fresh(T{table}, {key})",
+        ]
+    first = "0" if w.flat_reads else "1"
+    call = (
+        "FK_u(FP.head, FP.slab, FP.meta, FP.rowmap, FP.st, FP.ctl, FP.dead, FPLAN, "
+        f"(now, ts, {first}, {', '.join(args)}))"
+    )
+    w.namespace["FK_u"] = _entry(keyed.decide_updates, w, False, 3 + len(args))
+    w.namespace["FP_fresh"] = w.namespace["FP"].fresh
+    w.namespace["FP_grow"] = w.namespace["FP"].grow
+    w.namespace["FP_reap"] = w.namespace["FP"].reap
+    return [
+        *lookups,
+        *fresh,
+        *updates,
+        f"_d = {call}",
+        "while _d < 0:",
+        "    FP_grow(_d)",
+        f"    _d = {call}",
+        "if _d:",
+        "    FP_reap(_d)",
+    ]
+
+
+def _flat_plan(w: _Writer) -> None:
+    """``FPLAN``: the reads' store slots, then the updates' (see :func:`keyed.decide_reads`)."""
+    reads = [w.stores[feature].slot for feature, _, _ in w.flat_reads]
+    updates = [w.stores[feature].slot for feature, _, _, _ in w.flat_updates]
+    w.namespace["FPLAN"] = np.array([len(reads), *reads, len(updates), *updates], np.int64)
+
+
+def _entry(kernel: Any, w: _Writer, out: bool, args: int) -> Any:
+    """The compiled entry point of ``kernel`` for the pool's arrays, the plan, an output
+    array if ``out``, and a tuple of ``args`` integers (the dispatcher would type every
+    argument on every call)."""
+    pool = w.namespace["FP"]
+    types = [nb.typeof(a) for a in pool.arrays] + [nb.typeof(np.zeros(1, np.int64))]
+    if out:
+        types.append(nb.typeof(np.zeros(1, np.int64)))
+    return kernel.compile((*types, nb.types.UniTuple(nb.int64, args)))

@@ -29,7 +29,8 @@ from fengkong.rules.features import (
     fingerprint,
     parse_feature,
 )
-from fengkong.rules.flat.windows import FlatPool
+from fengkong.rules.flat.pool import FlatPool
+from fengkong.rules.flat.windows import FlatCountWindow
 from fengkong.rules.language import Checker, FeatureSig, ListSig, ReadTable, Scope, parse_expression
 from fengkong.rules.lists import Entry, IpRanges, ListKind, value_problem
 from fengkong.rules.outcomes import Outcome
@@ -609,3 +610,12 @@ def build_stores(
             kept.append(name)
         stores[name] = store if store is not None else build_store(spec, pool)
     return stores, kept
+
+
+def retire(previous: CompiledPack, stores: dict[str, KeyedWindow]) -> None:
+    """Once ``stores`` replaced ``previous``'s: give the flat stores it did not keep back to
+    their pool (their rows, and the key ids only they held)."""
+    kept = {id(store) for store in stores.values()}
+    for store in previous.stores.values():
+        if isinstance(store, FlatCountWindow) and id(store) not in kept:
+            store.close()

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fengkong.rules.flat.windows import FlatCountWindow, FlatPool, FlatSumWindow
+from fengkong.rules.flat.keyed import FREE_ROWS
+from fengkong.rules.flat.pool import FlatPool
+from fengkong.rules.flat.windows import FlatCountWindow, FlatSumWindow
 from fengkong.rules.windows import CountWindow, SumWindow
 
 G, N, MAX_KEYS = 10, 6, 4
@@ -65,4 +67,4 @@ def test_the_flat_store_decides_and_keeps_what_the_python_store_does(python, fla
             assert store.state() == snapshot
         assert list(store.keys) == list(reference.keys)
     assert store.state() == reference.state()
-    assert len(pool.free_rows) + len(store.keys) == len(pool.head)
+    assert pool.ctl[FREE_ROWS] + len(store) == len(pool.head)

@@ -33,9 +33,11 @@ BASE = 2**62  # amounts are hi * BASE + lo
 MAX_CLASS = 14  # 16,384 triples: more than the 10,000 buckets a window may have
 NEED_SPACE = 1
 
-# columns of ``head``
+# columns of ``head``: the tally's, then the row's links in its store's update order and the
+# key id it holds (see :mod:`fengkong.rules.flat.keyed`)
 FIRST, LAST, TOTAL_HI, TOTAL_LO, NEWEST_HI, NEWEST_LO, CHUNK, START, LENGTH, CLASS = range(10)
-HEAD_WIDTH = 10
+PREV, NEXT, GID = range(10, 13)
+HEAD_WIDTH = 13
 
 
 def new_arrays(ids: int, slab_words: int = 3 * 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,70 +1,82 @@
-"""Count and sum stores whose per-key state is a row of :mod:`fengkong.rules.flat.tally`'s
-arrays: :class:`~fengkong.rules.windows.CountWindow` and
-:class:`~fengkong.rules.windows.SumWindow` with the same keys, update order, sweeps, reads and
-canonical state (a differential test compares them event by event).
+"""Count and sum stores kept in a :class:`~fengkong.rules.flat.pool.FlatPool`'s arrays:
+:class:`~fengkong.rules.windows.CountWindow` and :class:`~fengkong.rules.windows.SumWindow`
+with the same keys, update order, sweeps, reads and canonical state (a differential test
+compares them event by event).
 
-A key's state in the key table is its row number in a :class:`FlatPool`, which a pack's flat
-stores share. Rows of popped keys are emptied and reused; the head grows by doubling, the slab
-when a kernel asks for room. These methods call the
+A store is a slot of the pool; its keys are ids of the pool's key table for its key
+expression, shared with the pool's other stores keyed the same way. These methods call the
 kernels one operation at a time (the reference path, snapshots, tests); a pack's fused step
-is what calls them once per decision.
+calls :func:`~fengkong.rules.flat.keyed.decide_reads` and
+:func:`~fengkong.rules.flat.keyed.decide_updates` once each per decision instead.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
-from fengkong.rules.flat import tally
-from fengkong.rules.windows import KeyedWindow
+import numpy as np
 
-
-class FlatPool:
-    """The arrays every flat store of a pack keeps its rows in (one kernel call per decision
-    reaches them all): the head, the slab, the free-chunk lists and the free rows."""
-
-    __slots__ = ("free_rows", "head", "meta", "slab")
-
-    def __init__(self, rows: int = 64) -> None:
-        self.head, self.slab, self.meta = tally.new_arrays(rows)
-        self.free_rows = list(range(rows - 1, -1, -1))
-
-    def new_row(self) -> int:
-        if not self.free_rows:
-            rows = len(self.head)
-            grown, _, _ = tally.new_arrays(2 * rows, slab_words=0)
-            grown[:rows] = self.head
-            self.head = grown
-            self.free_rows = list(range(2 * rows - 1, rows - 1, -1))
-        return self.free_rows.pop()
-
-    def release(self, row: int) -> None:
-        tally.release(self.head, self.slab, self.meta, row)
-        self.free_rows.append(row)
-
-    def add(self, row: int, idx: int, amount: int) -> None:
-        hi, lo = tally.split(amount)
-        while tally.add(self.head, self.slab, self.meta, row, idx, hi, lo) == tally.NEED_SPACE:
-            self.slab = tally.grown(self.slab)
-
-    def add_many(self, rows: tuple, idxs: tuple, his: tuple, los: tuple) -> None:
-        """One decision's updates (:func:`tally.add_many`), the slab grown as needed."""
-        start = 0
-        while True:
-            start = tally.add_many(self.head, self.slab, self.meta, rows, idxs, his, los, start)
-            if start < 0:
-                return
-            self.slab = tally.grown(self.slab)
+from fengkong.rules.flat import keyed, tally
+from fengkong.rules.flat.keyed import FRONT, HELD, OWED, SWEPT
+from fengkong.rules.flat.pool import FlatPool
+from fengkong.rules.flat.tally import GID, NEXT
+from fengkong.rules.windows import SPAN, KeyedWindow, _key_in, _key_out
 
 
 class FlatCountWindow(KeyedWindow):
-    """Number of events per key in the window, in flat arrays."""
+    """Number of events per key in the window, in a pool's arrays (slot ``slot``, keys in
+    ``table``)."""
 
-    __slots__ = ("pool",)
-    _NEWEST = None  # sweeps read each state's newest bucket from the head (see _sweep)
+    __slots__ = ("_read_out", "pool", "slot", "table")
+    _NEWEST = None
 
-    def __init__(self, g: int, n: int, max_keys: int, scale: int, pool: FlatPool) -> None:
-        super().__init__(g, n, max_keys, scale)
+    def __init__(
+        self, g: int, n: int, max_keys: int, scale: int, pool: FlatPool, fields: tuple = ("k",)
+    ) -> None:
+        self.g = g
+        self.n = n
+        self.max_keys = max_keys
+        self.scale = scale
+        self.span = max(1, min(n // 2, SPAN))
         self.pool = pool
+        self.table = pool.table(fields)
+        self.slot = pool.open_slot(g, n, self.span, max_keys)
+        self._read_out = np.zeros(2, np.int64)
+
+    # the sweep's cutoff and whether it is owed live in the pool's ``st`` (the kernels')
+    @property
+    def _swept(self) -> int:  # type: ignore[override]
+        return int(self.pool.st[self.slot, SWEPT])
+
+    @property
+    def _owed(self) -> bool:  # type: ignore[override]
+        return bool(self.pool.st[self.slot, OWED])
+
+    @property
+    def keys(self) -> OrderedDict:  # type: ignore[override]
+        """A copy: each key -> its row, in update order."""
+        key_of = self.pool.key_of
+        return OrderedDict((key_of[self.pool.head[row, GID]], row) for row in self._rows())
+
+    def __len__(self) -> int:
+        return int(self.pool.st[self.slot, HELD])
+
+    def _rows(self) -> list[int]:
+        head = self.pool.head
+        rows = []
+        row = int(self.pool.st[self.slot, FRONT])
+        while row >= 0:
+            rows.append(row)
+            row = int(head[row, NEXT])
+        return rows
+
+    def close(self) -> None:
+        """Give the slot, its rows and the ids only it held back to the pool (the store is
+        not used again)."""
+        self.pool.close_slot(self.slot)
+
+    # --- one operation at a time ----------------------------------------------------------
 
     def add(self, key: Any, value: Any, ts: int, now: int) -> None:
         g = self.g
@@ -74,86 +86,88 @@ class FlatCountWindow(KeyedWindow):
             return
         if self._owed:
             self.settle()
-        self._fold(key, self._amount(value), idx, cutoff)
+        pool = self.pool
+        gid = self.table.get(key, -1)
+        if gid < 0:
+            gid = pool.fresh(self.table, key)
+        hi, lo = tally.split(self._amount(value))
+        while (listed := keyed.add(*pool.arrays, self.slot, gid, idx, cutoff, hi, lo)) < 0:
+            pool.grow(listed)
+        pool.reap(listed)
 
     def _amount(self, value: Any) -> int:
         return 1
 
-    def _fold(self, key: Any, amount: int, idx: int, cutoff: int) -> None:
-        keys = self.keys
-        row = keys.get(key)
-        if row is None:
-            if len(keys) >= self.max_keys:
-                self._make_room(cutoff)
-            row = keys[key] = self.pool.new_row()
-        else:
-            last = int(self.pool.head[row, tally.LAST])
-            if last < idx and self._moves(last, idx):
-                keys.move_to_end(key)
-        self.pool.add(row, idx, amount)
-        if cutoff > self._swept:
-            self._sweep(cutoff)
-
-    def _make_room(self, cutoff: int) -> None:
-        self._sweep(cutoff)
-        if len(self.keys) >= self.max_keys:
-            self.pool.release(self.keys.popitem(False)[1])
+    def read(self, key: Any, now: int) -> Any:
+        if self._owed:
+            self.settle()
+        pool = self.pool
+        out = self._read_out
+        cutoff = now // self.g - self.n
+        keyed.read(pool.head, pool.slab, pool.meta, pool.rowmap, self.slot,
+                   self.table.get(key, -1), cutoff, out)  # fmt: skip
+        total = tally.joined(int(out[0]), int(out[1]))
+        return total / self.scale if self.scale != 1 else total
 
     def _sweep(self, cutoff: int) -> None:
-        self._swept = cutoff
-        self._owed = False
-        self._pop_expired(cutoff, len(self.keys))
+        self.pool.reap(keyed.sweep(*self.pool.arrays, self.slot, cutoff))
 
-    def _pop_expired(self, cutoff: int, limit: int) -> int:
-        keys = self.keys
-        last = self.pool.head[:, tally.LAST]
-        popped = 0
-        while keys and popped < limit:
-            key, row = keys.popitem(False)
-            if last[row] > cutoff:
-                keys[key] = row
-                keys.move_to_end(key, False)
-                break
-            self.pool.release(row)
-            popped += 1
+    def defer(self, cutoff: int) -> int:
+        st = self.pool.st
+        st[self.slot, SWEPT] = cutoff
+        st[self.slot, OWED] = 1
+        due = (cutoff + self.n + 1) * self.g
+        st[self.slot, keyed.DUE] = due
+        return due
+
+    def drain(self, limit: int) -> int:
+        pool = self.pool
+        popped = keyed.drain(*pool.arrays, self.slot, limit)
+        pool.reap(int(pool.ctl[keyed.DEAD]))
         return popped
+
+    def stale(self, state: int) -> bool:
+        return self._newest(state) <= self._swept
 
     def _newest(self, state: int) -> int:
         return int(self.pool.head[state, tally.LAST])
 
-    def read(self, key: Any, now: int) -> Any:
-        if self._owed:
-            self.settle()
-        row = self.keys.get(key)
-        if row is None:
-            total = 0
-        else:
-            pool = self.pool
-            cutoff = now // self.g - self.n
-            if pool.head[row, tally.FIRST] <= cutoff:
-                tally.expire(pool.head, pool.slab, pool.meta, row, cutoff)
-            total = tally.total(pool.head, row)
-        return total / self.scale if self.scale != 1 else total
+    # --- canonical state ------------------------------------------------------------------
 
-    def _state_out(self, state: int) -> Any:
+    def state(self) -> dict:
+        self.settle()
+        pool = self.pool
+        key_of = pool.key_of
         out = self._out
-        pairs = tally.buckets(self.pool.head, self.pool.slab, state)
-        return [[idx, out(amount)] for idx, amount in pairs]
-
-    def _state_in(self, data: Any) -> int:
-        row = self.pool.new_row()
-        for idx, amount in data:
-            self.pool.add(row, idx, self._in(amount))
-        return row
+        keys = []
+        for row in self._rows():
+            pairs = tally.buckets(pool.head, pool.slab, row)
+            key = key_of[int(pool.head[row, GID])]
+            keys.append([_key_out(key), [[idx, out(amount)] for idx, amount in pairs]])
+        return {"swept": self._swept, "keys": keys}
 
     def restore(self, data: dict) -> None:
-        for row in self.keys.values():
-            self.pool.release(row)
-        super().restore(data)
+        pool = self.pool
+        pool.reap(keyed.clear(*pool.arrays, self.slot))
+        st = pool.st
+        st[self.slot, SWEPT] = data["swept"]
+        st[self.slot, OWED] = 0
+        for key_data, pairs in data["keys"]:
+            key = _key_in(key_data)
+            gid = self.table.get(key, -1)
+            if gid < 0:
+                gid = pool.fresh(self.table, key)
+            if pool.ctl[keyed.FREE_ROWS] < 1:
+                pool.grow(keyed.NEED_ROWS)
+            row = keyed.append(pool.head, pool.rowmap, pool.st, pool.ctl, self.slot, gid)
+            for idx, amount in pairs:
+                hi, lo = tally.split(self._in(amount))
+                while tally.add(pool.head, pool.slab, pool.meta, row, idx, hi, lo):
+                    pool.grow(keyed.NEED_SLAB)
 
 
 class FlatSumWindow(FlatCountWindow):
-    """Sum of a numeric field per key in the window (exact), in flat arrays."""
+    """Sum of an integer or decimal field per key in the window (exact), in a pool's arrays."""
 
     __slots__ = ()
 
