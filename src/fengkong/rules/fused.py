@@ -197,13 +197,13 @@ class _Writer:
     def gid(self, store: FlatCountWindow, key: str) -> tuple[str, str | None]:
         """The local holding the id of ``key`` in ``store``'s key table, and the line that
         looks it up (``None``: an earlier line did)."""
-        table = f"T{id(store.table)}"
-        local = self.gids.get((id(store.table), key))
+        table = f"T{store.table.index}"
+        local = self.gids.get((store.table.index, key))
         if local is not None:
             return local, None
-        local = self.gids[(id(store.table), key)] = f"g{len(self.gids)}"
+        local = self.gids[(store.table.index, key)] = f"g{len(self.gids)}"
         self.namespace[table] = store.table
-        self.namespace[f"{table}_get"] = store.table.get
+        self.namespace[f"{table}_get"] = store.table.ids.get
         return local, f"{local} = {table}_get({key}, -1)"
 
     def key(self, code: str) -> str:
@@ -426,6 +426,7 @@ def step(
     reasons, shadow_outcome)``: the decision had this pack (``label``, with its score bands
     ``scoring``) been the only one evaluated, meaningful when ``errors`` is ``None``."""
     w = _Writer(specs, stores)
+    _flat_collect(w, plan)
     reads = plan.reads
     captured: dict[str, str] = {}  # feature -> local holding its state (own-key reads only)
     body: list[str] = []
@@ -439,7 +440,7 @@ def step(
         state = f"s{local}"
         key = w.key(key_code)
         flat = w.flat(feature)
-        if flat is not None and _KEY_LOCAL.fullmatch(key):  # read in _flat_reads' call
+        if flat is not None and _KEY_LOCAL.fullmatch(key):  # read in the kernel call
             gid, lookup = w.gid(flat, key)
             lookups += [lookup] if lookup else []
             w.flat_reads.append((feature, gid, local))
@@ -454,7 +455,15 @@ def step(
         body += read
         if own_key:
             captured.setdefault(feature, state)
-    body[:0] = [*lookups, *_flat_reads(w)]
+    body[:0] = lookups
+    # the flat stores' kernel call, after every read that may raise (its fallback, the
+    # updater, folds the event): with the updates when no filter reads a feature
+    early = bool(w.flat_reads) and not plan.update_reads.features
+    if early:
+        body += _early_inputs(w, plan)
+        body += _flat_call(w, keyed.READS | keyed.UPDATES | keyed.FIRST)
+    elif w.flat_reads:
+        body += _flat_call(w, keyed.READS | keyed.FIRST)
     found = _found(w, plan, captured)
     body += [
         f"{local} = None if {captured[f]} is None else _dget({captured[f]}, {value})"
@@ -481,7 +490,8 @@ def step(
     result = "hits, errors, values, fired, result"
     lines.append(f"    values = ({', '.join(labels)}{',' if labels else ''})")
     lines += _resolution(scoring)
-    lines += _update_section(w, plan, captured, result, {f: v[0] for f, v in found.items()})
+    found_locals = {f: v[0] for f, v in found.items()}
+    lines += _update_section(w, plan, captured, result, found_locals, early)
     lines.append(f"    return {result}")
     lines[2] = "\n".join(_indent(w.head, 4)) if w.head else "    pass"
     _flat_plan(w)
@@ -604,8 +614,9 @@ def updater(
     """``name(ev, now, units=None)``: the updater of ``plan`` with the window operations
     inline (for kinds that feed features and have no rules)."""
     w = _Writer(specs, stores)
+    _flat_collect(w, plan)
     lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, *_OWING]
-    lines += _update_section(w, plan, {}, "", {})
+    lines += _update_section(w, plan, {}, "", {}, False)
     lines[2] = "\n".join(_indent(w.head, 4)) if w.head else "    pass"
     _flat_plan(w)
     namespace = {**namespace, **plan.update_reads.constants}
@@ -633,7 +644,7 @@ def _found(w: _Writer, plan: Any, captured: dict[str, str]) -> dict[str, tuple[s
 
 
 def _update_section(
-    w: _Writer, plan: Any, captured: dict[str, str], result: str, found: dict[str, str]
+    w: _Writer, plan: Any, captured: dict[str, str], result: str, found: dict[str, str], early: bool
 ) -> list[str]:
     """The updater's reads and filters (as :func:`codegen.updater` orders them), then the
     updates grouped by window (the adds touch one store each, so their order is free), then
@@ -641,20 +652,13 @@ def _update_section(
     passed its last sweep; here, per window, a cell ``G`` holds a lower bound of the group's
     last sweeps, so the common case is one comparison per window, and a store is swept, as
     in the reference, only if its add ran in this step: at once (distinct) or owed, its keys
-    popped over the next events (``KeyedWindow.defer``)."""
-    reads = plan.update_reads
-    lines = ["    try:"]
-    lines += [f"        {line}" for line in reads.lines] or ["        pass"]
-    lines += ["    except _Error:", f"        return {result}".rstrip()]
-    for index, (condition, _, _, _) in enumerate(plan.updates):
-        if condition is None:
-            continue
-        lines += [
-            "    try:",
-            f"        p{index} = {condition}",
-            "    except _Error:",
-            f"        p{index} = False",
-        ]
+    popped over the next events (``KeyedWindow.defer``). With ``early``, the reads and
+    filters were evaluated before the rules (see :func:`_early_inputs`), and the flat
+    stores' updates made there."""
+    if early:
+        lines = ["    if _skip:", f"        return {result}".rstrip()]
+    else:
+        lines = _update_inputs(plan, f"return {result}".rstrip(), 4)
     # per window (bucket and cutoff locals): (tests, store global, lazy sweep, update lines)
     groups: dict[tuple[str, str], list[tuple[list[str], str, bool, list[str]]]] = {}
     for index, ((condition, guard, _, _), (feature, key_code, value_code)) in enumerate(
@@ -665,10 +669,7 @@ def _update_section(
         if value_code.startswith("ev."):
             value_code = w.key(value_code)
         key = w.key(key_code)
-        flat = w.flat(feature)
-        if flat is not None:  # folded in _flat_updates' call
-            amount = value_code if isinstance(flat, FlatSumWindow) else "1"
-            w.flat_updates.append((feature, key, tests, amount))
+        if w.flat(feature) is not None:  # folded in the kernel call (_flat_collect)
             continue
         state = captured.get(feature)
         fresh = state is None
@@ -686,7 +687,9 @@ def _update_section(
                 lines += _indent(body, 12)
             else:
                 lines += _indent(body, 8)
-    lines += _indent(_flat_updates(w), 4)
+    if w.flat_updates and not early:
+        lines += _indent(_flat_inputs(w), 4)
+        lines += _indent(_flat_call(w, keyed.UPDATES | (0 if w.flat_reads else keyed.FIRST)), 4)
     for (i, c), updates in groups.items():
         cell = f"G_{c}"
         w.namespace[cell] = [_NEVER]
@@ -704,27 +707,117 @@ def _update_section(
     return lines
 
 
-# --- flat stores (fengkong.rules.flat): one kernel call for the reads, one for the updates --
+# --- flat stores (fengkong.rules.flat): one kernel call for the reads and updates ---------
 
 
-def _flat_reads(w: _Writer) -> list[str]:
-    """The flat features' reads (:func:`keyed.decide_reads`; the call also drains their owed
-    sweeps), right after the lookups; when ids died (their keys reaped from the tables), the
-    ids are looked up again for the updates."""
-    if not w.flat_reads:
-        return []
-    gids = ", ".join(gid for _, gid, _ in w.flat_reads)
-    w.namespace["FK_r"] = _entry(keyed.decide_reads, w, True, 1 + len(w.flat_reads))
-    w.namespace["FO"] = np.zeros(2 * len(w.flat_reads), np.int64)
-    w.namespace["FP_reap"] = w.namespace["FP"].reap
-    lines = [
-        "_d = FK_r(FP.head, FP.slab, FP.meta, FP.rowmap, FP.st, FP.ctl, FP.dead, FPLAN, FO, "
-        f"(now, {gids},))",
-        "if _d:",
-        "    FP_reap(_d)",
-        *[f"    {line}" for line in _relookups(w)],
-        "fo_ = FO.tolist()",
+def _update_inputs(plan: Any, on_error: str, indent: int) -> list[str]:
+    """The updater's reads (``on_error`` runs if one raises) and filters, in its order."""
+    pad = " " * indent
+    lines = [f"{pad}try:"]
+    lines += [f"{pad}    {line}" for line in plan.update_reads.lines] or [f"{pad}    pass"]
+    lines += [f"{pad}except _Error:", f"{pad}    {on_error}"]
+    for index, (condition, _, _, _) in enumerate(plan.updates):
+        if condition is not None:
+            lines += [
+                f"{pad}try:",
+                f"{pad}    p{index} = {condition}",
+                f"{pad}except _Error:",
+                f"{pad}    p{index} = False",
+            ]
+    return lines
+
+
+def _flat_collect(w: _Writer, plan: Any) -> None:
+    """The flat features' updates of ``plan``: (feature, key local, tests, amount code)."""
+    for index, ((condition, guard, _, _), (feature, key_code, value_code)) in enumerate(
+        zip(plan.updates, plan.update_specs, strict=True)
+    ):
+        store = w.flat(feature)
+        if store is None:
+            continue
+        tests = [f"p{index}"] if condition else []
+        tests += [w.key(term.strip()) for term in guard.split(" and ") if term.strip()]
+        if value_code.startswith("ev."):
+            value_code = w.key(value_code)
+        amount = value_code if isinstance(store, FlatSumWindow) else "1"
+        w.flat_updates.append((feature, w.key(key_code), tests, amount))
+
+
+def _early_inputs(w: _Writer, plan: Any) -> list[str]:
+    """Before the rules, for one kernel call with the reads: the updater's reads and filters
+    (``_skip`` when a read raised: no update runs, as when the updater stops there) and the
+    flat updates' inputs. Both depend on the event alone (no filter reads a feature)."""
+    lines = ["_skip = True", *_update_inputs(plan, "pass", 0)[:-2]]
+    lines += ["    _skip = False", "except _Error:", "    pass"]
+    if not w.flat_updates:
+        return lines
+    runs = [f"fu{j}" for j in range(len(w.flat_updates))]
+    words = [f"fh{j} = fl{j} = 0" for j, u in enumerate(w.flat_updates) if u[3] != "1"]
+    return [
+        *lines,
+        "if _skip:",
+        f"    {' = '.join(runs)} = -1",
+        *[f"    {line}" for line in words],
+        "else:",
+        *_indent(_flat_inputs(w), 4),
     ]
+
+
+def _flat_inputs(w: _Writer) -> list[str]:
+    """Per flat update, the key's id if it runs (its filter and guard hold; a fresh id for a
+    key no table holds) in ``fu<j>``, else -1, and a sum's amount in two words (``fh<j>``,
+    ``fl<j>``)."""
+    lookups = []
+    runs: dict[str, list[str]] = {}  # id local -> when an update of it runs ("": always)
+    updates = []
+    for j, (feature, key, tests, amount) in enumerate(w.flat_updates):
+        gid, lookup = w.gid(w.stores[feature], key)
+        lookups += [lookup] if lookup else []
+        when = " and ".join(tests)
+        runs.setdefault(gid, []).append(when)
+        updates.append(f"fu{j} = {gid} if {when} else -1" if tests else f"fu{j} = {gid}")
+        if amount != "1":
+            words = f"_divmod({amount}, {tally.BASE!r})"
+            updates.append(f"fh{j}, fl{j} = {words} if fu{j} >= 0 else (0, 0)")
+    fresh = []
+    for (table, key), gid in w.gids.items():
+        whens = runs.get(gid)
+        if whens is None:
+            continue
+        test = "" if "" in whens else " or ".join(f"({when})" for when in dict.fromkeys(whens))
+        fresh += [
+            f"if {gid} < 0{f' and ({test})' if test else ''}:",
+            f"    {gid} = FP_fresh(T{table}, {key})",
+        ]
+    w.namespace["FP_fresh"] = w.namespace["FP"].fresh
+    return [*lookups, *fresh, *updates]
+
+
+def _flat_call(w: _Writer, what: int) -> list[str]:
+    """The kernel call (:func:`keyed.decide`; ``what`` it does), the pool grown and the call
+    made again if it needs room, the dead ids reaped, and the reads' values. Its arguments
+    name every read's and update's inputs, -1 for those of a part it does not do."""
+    pool = w.namespace["FP"]
+    reads = [gid if what & keyed.READS else "-1" for _, gid, _ in w.flat_reads]
+    updates = []
+    for j, (_, _, _, amount) in enumerate(w.flat_updates):
+        if not what & keyed.UPDATES:
+            updates += ["-1", "0", "0"]
+        else:
+            updates += [f"fu{j}", "0", "1"] if amount == "1" else [f"fu{j}", f"fh{j}", f"fl{j}"]
+    args = ", ".join(["now", "ts", str(what), *reads, *updates])
+    w.namespace["FK"] = _entry(w, 3 + len(reads) + len(updates))
+    w.namespace["FO"] = np.zeros(max(1, 2 * len(w.flat_reads)), np.int64)
+    w.namespace["FP_grow"] = pool.grow
+    w.namespace["FP_reap"] = pool.reap
+    call = f"FK(FP.heads, FP.slab, FP.meta, FP.st, FP.ctl, FP.dead, FPLAN, FO, ({args},))"
+    lines = [f"_d = {call}", "while _d < 0:", "    FP_grow(_d)", f"    _d = {call}"]
+    lines += ["if _d:", "    FP_reap(_d)"]
+    if what & keyed.UPDATES and not what & keyed.READS:
+        return lines
+    if not what & keyed.UPDATES and w.flat_updates:  # ids died: look the updates' up again
+        lines += [f"    {gid} = T{table}_get({key}, -1)" for (table, key), gid in w.gids.items()]
+    lines.append("fo_ = FO.tolist()")
     for j, (feature, _, local) in enumerate(w.flat_reads):
         store = w.stores[feature]
         total = f"fo_[{2 * j + 1}]"
@@ -734,83 +827,17 @@ def _flat_reads(w: _Writer) -> list[str]:
     return lines
 
 
-def _relookups(w: _Writer) -> list[str]:
-    lines = []
-    for (table, key), local in w.gids.items():
-        lines.append(f"{local} = T{table}_get({key}, -1)")
-    return lines
-
-
-def _flat_updates(w: _Writer) -> list[str]:
-    """The flat features' updates (:func:`keyed.decide_updates`): per update, the key's id
-    if it runs (its filter and guard hold; a fresh id for a key no table holds), else -1,
-    and the amount in two words; then the call, the pool grown and the call made again if it
-    needs room, and the dead ids reaped."""
-    if not w.flat_updates:
-        return []
-    lookups = []
-    runs: dict[str, list[str]] = {}  # id local -> when an update of it runs ("": always)
-    updates = []
-    args = []
-    for j, (feature, key, tests, amount) in enumerate(w.flat_updates):
-        store = w.stores[feature]
-        gid, lookup = w.gid(store, key)
-        lookups += [lookup] if lookup else []
-        when = " and ".join(tests)
-        runs.setdefault(gid, []).append(when)
-        run = f"fu{j}"  # (update reads are u0, u1, ...)
-        updates.append(f"{run} = {gid} if {when} else -1" if tests else f"{run} = {gid}")
-        if amount == "1":
-            args += [run, "0", "1"]
-            continue
-        words = f"fh{j}, fl{j}"
-        updates.append(f"{words} = _divmod({amount}, {tally.BASE!r}) if {run} >= 0 else (0, 0)")
-        args += [run, f"fh{j}", f"fl{j}"]
-    fresh = []
-    for (table, key), gid in w.gids.items():
-        whens = runs.get(gid)
-        if whens is None:
-            continue
-        test = "" if "" in whens else " or ".join(f"({when})" for when in whens)
-        fresh += [
-            f"if {gid} < 0{f' and ({test})' if test else ''}:",
-            f"    {gid} = FP_fresh(T{table}, {key})",
-        ]
-    first = "0" if w.flat_reads else "1"
-    call = (
-        "FK_u(FP.head, FP.slab, FP.meta, FP.rowmap, FP.st, FP.ctl, FP.dead, FPLAN, "
-        f"(now, ts, {first}, {', '.join(args)}))"
-    )
-    w.namespace["FK_u"] = _entry(keyed.decide_updates, w, False, 3 + len(args))
-    w.namespace["FP_fresh"] = w.namespace["FP"].fresh
-    w.namespace["FP_grow"] = w.namespace["FP"].grow
-    w.namespace["FP_reap"] = w.namespace["FP"].reap
-    return [
-        *lookups,
-        *fresh,
-        *updates,
-        f"_d = {call}",
-        "while _d < 0:",
-        "    FP_grow(_d)",
-        f"    _d = {call}",
-        "if _d:",
-        "    FP_reap(_d)",
-    ]
-
-
 def _flat_plan(w: _Writer) -> None:
-    """``FPLAN``: the reads' store slots, then the updates' (see :func:`keyed.decide_reads`)."""
+    """``FPLAN``: the reads' store slots, then the updates' (see :func:`keyed.decide`)."""
     reads = [w.stores[feature].slot for feature, _, _ in w.flat_reads]
     updates = [w.stores[feature].slot for feature, _, _, _ in w.flat_updates]
     w.namespace["FPLAN"] = np.array([len(reads), *reads, len(updates), *updates], np.int64)
 
 
-def _entry(kernel: Any, w: _Writer, out: bool, args: int) -> Any:
-    """The compiled entry point of ``kernel`` for the pool's arrays, the plan, an output
-    array if ``out``, and a tuple of ``args`` integers (the dispatcher would type every
-    argument on every call)."""
-    pool = w.namespace["FP"]
-    types = [nb.typeof(a) for a in pool.arrays] + [nb.typeof(np.zeros(1, np.int64))]
-    if out:
-        types.append(nb.typeof(np.zeros(1, np.int64)))
-    return kernel.compile((*types, nb.types.UniTuple(nb.int64, args)))
+def _entry(w: _Writer, args: int) -> Any:
+    """The compiled entry point of :func:`keyed.decide` for the pool's arrays, the plan, the
+    output and a tuple of ``args`` integers (the dispatcher would type every argument on
+    every call)."""
+    vector = nb.typeof(np.zeros(1, np.int64))
+    types = [nb.typeof(a) for a in w.namespace["FP"].arrays]
+    return keyed.decide.compile((*types, vector, vector, nb.types.UniTuple(nb.int64, args)))

@@ -68,7 +68,7 @@ def add(arrays, i: int, idx: int, amount: int) -> list:
 @settings(max_examples=400, deadline=None)
 @given(operations)
 def test_matches_the_python_tally_after_every_operation(ops):
-    arrays = list(tally.new_arrays(IDS, slab_words=3))
+    arrays = [tally.empty_rows(IDS), *tally.new_slab(3)]
     states: list[_Tally | None] = [None] * IDS
     now = 100
     for i, step, back, amount, read in ops:
@@ -94,7 +94,7 @@ def test_matches_the_python_tally_after_every_operation(ops):
 
 
 def test_an_expired_key_frees_its_chunk_for_the_next():
-    head, slab, meta = tally.new_arrays(2, slab_words=3 * 64)
+    head, (slab, meta) = tally.empty_rows(2), tally.new_slab(3 * 64)
     for idx in range(1, 6):  # five buckets: four older, in a chunk of class 2
         assert tally.add(head, slab, meta, 0, idx, 0, 1) == 0
     assert head[0, tally.CLASS] == 2
@@ -108,7 +108,7 @@ def test_an_expired_key_frees_its_chunk_for_the_next():
 
 
 def test_a_full_slab_changes_nothing_and_asks_for_room():
-    head, slab, meta = tally.new_arrays(1, slab_words=3)
+    head, (slab, meta) = tally.empty_rows(1), tally.new_slab(3)
     assert tally.add(head, slab, meta, 0, 1, 0, 5) == 0
     assert tally.add(head, slab, meta, 0, 2, 0, 5) == 0  # bucket 1 fills the class-0 chunk
     before = (head.copy(), slab.copy(), meta.copy())
@@ -120,7 +120,7 @@ def test_a_full_slab_changes_nothing_and_asks_for_room():
 
 
 def test_a_run_that_reaches_its_chunk_end_moves_to_the_front():
-    head, slab, meta = tally.new_arrays(1, slab_words=3 * 16)
+    head, (slab, meta) = tally.empty_rows(1), tally.new_slab(3 * 16)
     for idx in (1, 2, 3):  # buckets 1 and 2 older, in a chunk of class 1
         assert tally.add(head, slab, meta, 0, idx, 0, 1) == 0
     tally.expire(head, slab, meta, 0, 1)  # bucket 1 leaves the chunk's front

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fengkong.rules.flat.keyed import FREE_ROWS
 from fengkong.rules.flat.pool import FlatPool
 from fengkong.rules.flat.windows import FlatCountWindow, FlatSumWindow
 from fengkong.rules.windows import CountWindow, SumWindow
@@ -42,7 +41,7 @@ events = st.lists(
 @given(stream=events)
 def test_the_flat_store_decides_and_keeps_what_the_python_store_does(python, flat, scale, stream):
     reference = python(G, N, MAX_KEYS, scale)
-    pool = FlatPool(rows=2)
+    pool = FlatPool()
     store = flat(G, N, MAX_KEYS, scale, pool)
     now = 1_000
     for key, step, late, value, then in stream:
@@ -67,4 +66,4 @@ def test_the_flat_store_decides_and_keeps_what_the_python_store_does(python, fla
             assert store.state() == snapshot
         assert list(store.keys) == list(reference.keys)
     assert store.state() == reference.state()
-    assert pool.ctl[FREE_ROWS] + len(store) == len(pool.head)
+    assert len(store.table.ids) == len(store)  # an id lives while the store holds its key

@@ -2,9 +2,10 @@
 
 A key table maps a key expression's values (an account, an address, a :class:`Pair`) to dense
 ids, one table per key expression (the fields a feature is keyed by), so that a decision looks
-each key up once however many stores hold it. An id lives while a store holds it; the kernels
-list the ids whose last holder let go, and :meth:`FlatPool.reap` deletes them from their
-table and frees them, after every call.
+each key up once however many stores hold it, and finds the key's rows in every store of the
+table side by side. An id lives while a store holds it; the kernels list the ids whose last
+holder let go, and :meth:`FlatPool.reap` deletes them from their table and frees them, after
+every call.
 """
 
 from __future__ import annotations
@@ -17,142 +18,161 @@ from fengkong.rules.flat import keyed, tally
 from fengkong.rules.flat.keyed import (
     BACK,
     CTL_WIDTH,
-    FREE_ROW,
-    FREE_ROWS,
     FRONT,
-    HOLDERS,
-    MAX_KEYS,
-    NEED_ROWS,
-    SPAN,
+    NEXT,
+    PREV,
+    ROW_WIDTH,
     ST_WIDTH,
     SWEPT,
+    TABLE_SHIFT,
+    WIDTH,
 )
-from fengkong.rules.flat.tally import GID, NEXT, PREV
 
 _NEVER = -(2**62)
+_ID_MASK = (1 << TABLE_SHIFT) - 1
+
+
+class KeyTable:
+    """The ids of one key expression's values: ``ids`` (key -> id), ``key_of`` (id -> key,
+    ``None``: free), the free ids, and ``head``, ``width`` rows per id (one per store of the
+    table: ``j``, from ``free_js`` when a store closed)."""
+
+    __slots__ = ("free", "free_js", "head", "ids", "index", "key_of", "width")
+
+    def __init__(self, index: int, capacity: int) -> None:
+        self.index = index
+        self.ids: dict[Any, int] = {}
+        self.key_of: list[Any] = [None] * capacity
+        self.free = list(range(capacity - 1, -1, -1))
+        self.width = 0
+        self.head = tally.empty_rows(0, ROW_WIDTH)
+        self.free_js: list[int] = []
 
 
 class FlatPool:
-    """The shared arrays (see :mod:`.keyed` for each), the key tables, and which ids and
-    store slots are free."""
+    """The shared arrays (see :mod:`.keyed` for each), the key tables, and which store slots
+    are free."""
 
-    __slots__ = (
-        "ctl",
-        "dead",
-        "free_ids",
-        "free_slots",
-        "head",
-        "key_of",
-        "meta",
-        "rowmap",
-        "slab",
-        "st",
-        "table_of",
-        "tables",
-    )
+    __slots__ = ("ctl", "dead", "free_slots", "heads", "meta", "slab", "st", "tables")
 
-    def __init__(self, rows: int = 64, ids: int = 64, slots: int = 4) -> None:
-        self.head, self.slab, self.meta = tally.new_arrays(rows)
+    def __init__(self, slots: int = 4) -> None:
+        self.slab, self.meta = tally.new_slab()
         self.ctl = np.zeros(CTL_WIDTH, np.int64)
-        self.ctl[FREE_ROW] = -1
-        self._free_rows(0, rows)
-        self.rowmap = np.full((ids, 1 + slots), -1, np.int64)
-        self.rowmap[:, HOLDERS] = 0
-        self.dead = np.zeros(ids, np.int64)
-        self.key_of: list[Any] = [None] * ids
-        self.table_of: list[dict | None] = [None] * ids
-        self.free_ids = list(range(ids - 1, -1, -1))
         self.st = np.zeros((slots, ST_WIDTH), np.int64)
-        self.st[:, FRONT] = -1
-        self.st[:, BACK] = -1
         self.free_slots = list(range(slots - 1, -1, -1))
-        self.tables: dict[tuple[str, ...], dict] = {}
+        self.tables: dict[tuple[str, ...], KeyTable] = {}
+        self.heads: tuple[np.ndarray, ...] = ()
+        self.dead = np.zeros(64, np.int64)
 
     @property
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """The arrays every kernel takes first, in order."""
-        return self.head, self.slab, self.meta, self.rowmap, self.st, self.ctl, self.dead
+    def arrays(self) -> tuple[Any, ...]:
+        """What every kernel takes first, in order."""
+        return self.heads, self.slab, self.meta, self.st, self.ctl, self.dead
 
-    def table(self, fields: tuple[str, ...]) -> dict:
+    def table(self, fields: tuple[str, ...]) -> KeyTable:
         """The key table of a key expression (the fields a feature is keyed by)."""
-        return self.tables.setdefault(fields, {})
+        table = self.tables.get(fields)
+        if table is None:
+            table = self.tables[fields] = KeyTable(len(self.tables), 64)
+            self._rearrayed()
+        return table
 
     # --- store slots ----------------------------------------------------------------------
 
-    def open_slot(self, g: int, n: int, span: int, max_keys: int) -> int:
-        """A store slot with no key and no sweep yet."""
+    def open_slot(self, table: KeyTable, g: int, n: int, span: int, max_keys: int) -> int:
+        """A store slot with no key and no sweep yet, with a row for every id of ``table``."""
         if not self.free_slots:
             slots = len(self.st)
             st = np.zeros((2 * slots, ST_WIDTH), np.int64)
             st[:slots] = self.st
-            st[slots:, FRONT] = -1
-            st[slots:, BACK] = -1
-            rowmap = np.full((len(self.rowmap), 1 + 2 * slots), -1, np.int64)
-            rowmap[:, : 1 + slots] = self.rowmap
-            self.st, self.rowmap = st, rowmap
+            self.st = st
             self.free_slots = list(range(2 * slots - 1, slots - 1, -1))
+        if not table.free_js:
+            self._widen(table)
         s = self.free_slots.pop()
-        self.st[s] = 0
-        self.st[s, [FRONT, BACK]] = -1
-        self.st[s, SWEPT] = _NEVER
-        self.st[s, [keyed.G, keyed.N, SPAN, MAX_KEYS]] = (g, n, span, max_keys)
+        row = self.st[s]
+        row[:] = 0
+        row[[FRONT, BACK]] = -1
+        row[SWEPT] = _NEVER
+        row[[keyed.G, keyed.N, keyed.SPAN, keyed.MAX_KEYS]] = (g, n, span, max_keys)
+        row[[keyed.TABLE, keyed.J, WIDTH]] = (table.index, table.free_js.pop(), table.width)
         return s
 
     def close_slot(self, s: int) -> None:
-        """Free slot ``s``'s rows and the ids only it held, then the slot."""
+        """Empty slot ``s`` (its keys popped, the ids only it held freed), then free it."""
         self.reap(keyed.clear(*self.arrays, s))
+        table = next(t for t in self.tables.values() if t.index == self.st[s, keyed.TABLE])
+        table.free_js.append(int(self.st[s, keyed.J]))
+        self.st[s] = 0
+        self.st[s, [FRONT, BACK]] = -1
         self.free_slots.append(s)
+
+    def _widen(self, table: KeyTable) -> None:
+        """One more row per id in ``table`` (a store joins it): rows move from ``g * w + j``
+        to ``g * (w + 1) + j``, and the stores' links with them."""
+        w = table.width
+        ids = len(table.key_of)
+        head = tally.empty_rows(ids * (w + 1), ROW_WIDTH)
+        if w:
+            head.reshape(ids, w + 1, ROW_WIDTH)[:, :w] = table.head.reshape(ids, w, ROW_WIDTH)
+            links = head[:, [PREV, NEXT]]
+            moved = links >= 0
+            links[moved] = links[moved] // w * (w + 1) + links[moved] % w
+            head[:, [PREV, NEXT]] = links
+            mine = (self.st[:, WIDTH] > 0) & (self.st[:, keyed.TABLE] == table.index)
+            ends = self.st[mine][:, [FRONT, BACK]]
+            kept = ends >= 0
+            ends[kept] = ends[kept] // w * (w + 1) + ends[kept] % w
+            self.st[np.flatnonzero(mine)[:, None], [FRONT, BACK]] = ends
+            self.st[mine, WIDTH] = w + 1
+        table.head = head
+        table.free_js.append(w)
+        table.width = w + 1
+        self._rearrayed()
 
     # --- ids ------------------------------------------------------------------------------
 
-    def fresh(self, table: dict, key: Any) -> int:
+    def fresh(self, table: KeyTable, key: Any) -> int:
         """A new id for ``key`` in ``table`` (no store holds it yet: a call that does not
         take it lists it dead)."""
-        if not self.free_ids:
-            ids = len(self.rowmap)
-            rowmap = np.full((2 * ids, self.rowmap.shape[1]), -1, np.int64)
-            rowmap[:ids] = self.rowmap
-            rowmap[ids:, HOLDERS] = 0
-            self.rowmap = rowmap
-            self.dead = np.zeros(2 * ids, np.int64)
-            self.key_of += [None] * ids
-            self.table_of += [None] * ids
-            self.free_ids = list(range(2 * ids - 1, ids - 1, -1))
-        g = self.free_ids.pop()
-        table[key] = g
-        self.key_of[g] = key
-        self.table_of[g] = table
+        if not table.free:
+            ids = len(table.key_of)
+            head = tally.empty_rows(2 * ids * table.width, ROW_WIDTH)
+            head[: len(table.head)] = table.head
+            table.head = head
+            table.key_of += [None] * ids
+            table.free = list(range(2 * ids - 1, ids - 1, -1))
+            self._rearrayed()
+        g = table.free.pop()
+        table.ids[key] = g
+        table.key_of[g] = key
         return g
 
     def reap(self, listed: int) -> None:
         """Delete the ``listed`` dead ids of the last call from their tables, and free them."""
         if not listed:
             return
-        key_of, table_of, free = self.key_of, self.table_of, self.free_ids
-        for g in self.dead[:listed].tolist():
-            del table_of[g][key_of[g]]
-            key_of[g] = table_of[g] = None
-            free.append(g)
+        tables = list(self.tables.values())
+        for code in self.dead[:listed].tolist():
+            table = tables[code >> TABLE_SHIFT]
+            g = code & _ID_MASK
+            key = table.key_of[g]
+            if key is None:  # listed twice: died, taken again, and died again in one call
+                continue
+            del table.ids[key]
+            table.key_of[g] = None
+            table.free.append(g)
+
+    def _rearrayed(self) -> None:
+        """After a table's head changed: the tuple the kernels take, and room in ``dead`` for
+        every row of every table (a call lists each dropped row's id at most once)."""
+        self.heads = tuple(table.head for table in self.tables.values())
+        rows = sum(len(table.head) + len(table.key_of) for table in self.tables.values())
+        if len(self.dead) < rows + 64:
+            self.dead = np.zeros(2 * (rows + 64), np.int64)
 
     # --- growth ---------------------------------------------------------------------------
 
     def grow(self, need: int) -> None:
-        """Room for the call that returned ``need`` (``NEED_ROWS`` or ``NEED_SLAB``)."""
-        if need == NEED_ROWS:
-            rows = len(self.head)
-            head, _, _ = tally.new_arrays(2 * rows, slab_words=0)
-            head[:rows] = self.head
-            self.head = head
-            self._free_rows(rows, 2 * rows)
-        else:
-            self.slab = tally.grown(self.slab)
-
-    def _free_rows(self, start: int, stop: int) -> None:
-        """Link rows ``[start, stop)`` in front of the free list."""
-        head = self.head
-        head[start:stop, PREV] = -1
-        head[start:stop, GID] = -1
-        head[start : stop - 1, NEXT] = np.arange(start + 1, stop)
-        head[stop - 1, NEXT] = self.ctl[FREE_ROW]
-        self.ctl[FREE_ROW] = start
-        self.ctl[FREE_ROWS] += stop - start
+        """Room for the call that returned ``need`` (``NEED_SLAB``)."""
+        self.slab = tally.grown(self.slab)

@@ -33,22 +33,25 @@ BASE = 2**62  # amounts are hi * BASE + lo
 MAX_CLASS = 14  # 16,384 triples: more than the 10,000 buckets a window may have
 NEED_SPACE = 1
 
-# columns of ``head``: the tally's, then the row's links in its store's update order and the
-# key id it holds (see :mod:`fengkong.rules.flat.keyed`)
+# columns of ``head`` (an owner may add its own after them: see :mod:`.keyed`)
 FIRST, LAST, TOTAL_HI, TOTAL_LO, NEWEST_HI, NEWEST_LO, CHUNK, START, LENGTH, CLASS = range(10)
-PREV, NEXT, GID = range(10, 13)
-HEAD_WIDTH = 13
+TALLY_WIDTH = 10
 
 
-def new_arrays(ids: int, slab_words: int = 3 * 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(head, slab, meta)`` for ``ids`` key ids, every id empty, no chunk carved."""
-    head = np.zeros((ids, HEAD_WIDTH), np.int64)
+def empty_rows(rows: int, width: int = TALLY_WIDTH) -> np.ndarray:
+    """``rows`` empty rows of ``width`` columns (those after the tally's are 0)."""
+    head = np.zeros((rows, width), np.int64)
     head[:, FIRST] = FAR
     head[:, LAST] = NEVER
     head[:, CHUNK] = -1
+    return head
+
+
+def new_slab(words: int = 3 * 1024) -> tuple[np.ndarray, np.ndarray]:
+    """``(slab, meta)``: a slab of ``words`` with no chunk carved."""
     meta = np.full(MAX_CLASS + 2, -1, np.int64)
     meta[-1] = 0
-    return head, np.zeros(slab_words, np.int64), meta
+    return np.zeros(words, np.int64), meta
 
 
 def grown(slab: np.ndarray) -> np.ndarray:
@@ -292,33 +295,3 @@ def release(head, slab, meta, i):
     head[i, CHUNK] = -1
     for column in (TOTAL_HI, TOTAL_LO, NEWEST_HI, NEWEST_LO, START, LENGTH, CLASS):
         head[i, column] = 0
-
-
-@nb.njit(cache=True)
-def read_many(head, slab, meta, rows, cutoffs, out):
-    """One decision's reads: for each ``rows[j]`` (-1: an absent key), its expired buckets
-    dropped at ``cutoffs[j]``, then ``out[3j:3j+3]`` = the total (hi, lo) and the newest live
-    bucket (``NEVER``: none)."""
-    for j in range(len(rows)):
-        i = rows[j]
-        o = 3 * j
-        if i < 0:
-            out[o] = 0
-            out[o + 1] = 0
-            out[o + 2] = NEVER
-            continue
-        expire(head, slab, meta, i, cutoffs[j])
-        out[o] = head[i, TOTAL_HI]
-        out[o + 1] = head[i, TOTAL_LO]
-        out[o + 2] = head[i, LAST]
-
-
-@nb.njit(cache=True)
-def add_many(head, slab, meta, rows, idxs, his, los, start):
-    """One decision's updates from ``start``: amount ``(his[j], los[j])`` into bucket
-    ``idxs[j]`` of row ``rows[j]`` (-1: no update). The first ``j`` whose row needs a chunk
-    the slab has no room for (nothing changed for it or after it), or -1 when all are done."""
-    for j in range(start, len(rows)):
-        if rows[j] >= 0 and add(head, slab, meta, rows[j], idxs[j], his[j], los[j]):
-            return j
-    return -1

@@ -6,8 +6,8 @@ compares them event by event).
 A store is a slot of the pool; its keys are ids of the pool's key table for its key
 expression, shared with the pool's other stores keyed the same way. These methods call the
 kernels one operation at a time (the reference path, snapshots, tests); a pack's fused step
-calls :func:`~fengkong.rules.flat.keyed.decide_reads` and
-:func:`~fengkong.rules.flat.keyed.decide_updates` once each per decision instead.
+calls :func:`~fengkong.rules.flat.keyed.decide` once per decision instead (twice when a
+filter reads a feature).
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 
 from fengkong.rules.flat import keyed, tally
-from fengkong.rules.flat.keyed import FRONT, HELD, OWED, SWEPT
+from fengkong.rules.flat.keyed import FRONT, KEYS, NEXT, OWED, SWEPT
 from fengkong.rules.flat.pool import FlatPool
-from fengkong.rules.flat.tally import GID, NEXT
 from fengkong.rules.windows import SPAN, KeyedWindow, _key_in, _key_out
 
 
@@ -41,7 +40,7 @@ class FlatCountWindow(KeyedWindow):
         self.span = max(1, min(n // 2, SPAN))
         self.pool = pool
         self.table = pool.table(fields)
-        self.slot = pool.open_slot(g, n, self.span, max_keys)
+        self.slot = pool.open_slot(self.table, g, n, self.span, max_keys)
         self._read_out = np.zeros(2, np.int64)
 
     # the sweep's cutoff and whether it is owed live in the pool's ``st`` (the kernels')
@@ -56,14 +55,14 @@ class FlatCountWindow(KeyedWindow):
     @property
     def keys(self) -> OrderedDict:  # type: ignore[override]
         """A copy: each key -> its row, in update order."""
-        key_of = self.pool.key_of
-        return OrderedDict((key_of[self.pool.head[row, GID]], row) for row in self._rows())
+        table = self.table
+        return OrderedDict((table.key_of[row // table.width], row) for row in self._rows())
 
     def __len__(self) -> int:
-        return int(self.pool.st[self.slot, HELD])
+        return int(self.pool.st[self.slot, KEYS])
 
     def _rows(self) -> list[int]:
-        head = self.pool.head
+        head = self.table.head
         rows = []
         row = int(self.pool.st[self.slot, FRONT])
         while row >= 0:
@@ -87,7 +86,7 @@ class FlatCountWindow(KeyedWindow):
         if self._owed:
             self.settle()
         pool = self.pool
-        gid = self.table.get(key, -1)
+        gid = self.table.ids.get(key, -1)
         if gid < 0:
             gid = pool.fresh(self.table, key)
         hi, lo = tally.split(self._amount(value))
@@ -104,8 +103,8 @@ class FlatCountWindow(KeyedWindow):
         pool = self.pool
         out = self._read_out
         cutoff = now // self.g - self.n
-        keyed.read(pool.head, pool.slab, pool.meta, pool.rowmap, self.slot,
-                   self.table.get(key, -1), cutoff, out)  # fmt: skip
+        keyed.read(pool.heads, pool.slab, pool.meta, pool.st, self.slot,
+                   self.table.ids.get(key, -1), cutoff, out)  # fmt: skip
         total = tally.joined(int(out[0]), int(out[1]))
         return total / self.scale if self.scale != 1 else total
 
@@ -130,19 +129,18 @@ class FlatCountWindow(KeyedWindow):
         return self._newest(state) <= self._swept
 
     def _newest(self, state: int) -> int:
-        return int(self.pool.head[state, tally.LAST])
+        return int(self.table.head[state, tally.LAST])
 
     # --- canonical state ------------------------------------------------------------------
 
     def state(self) -> dict:
         self.settle()
-        pool = self.pool
-        key_of = pool.key_of
+        table = self.table
         out = self._out
         keys = []
         for row in self._rows():
-            pairs = tally.buckets(pool.head, pool.slab, row)
-            key = key_of[int(pool.head[row, GID])]
+            pairs = tally.buckets(table.head, self.pool.slab, row)
+            key = table.key_of[row // table.width]
             keys.append([_key_out(key), [[idx, out(amount)] for idx, amount in pairs]])
         return {"swept": self._swept, "keys": keys}
 
@@ -154,15 +152,13 @@ class FlatCountWindow(KeyedWindow):
         st[self.slot, OWED] = 0
         for key_data, pairs in data["keys"]:
             key = _key_in(key_data)
-            gid = self.table.get(key, -1)
+            gid = self.table.ids.get(key, -1)
             if gid < 0:
                 gid = pool.fresh(self.table, key)
-            if pool.ctl[keyed.FREE_ROWS] < 1:
-                pool.grow(keyed.NEED_ROWS)
-            row = keyed.append(pool.head, pool.rowmap, pool.st, pool.ctl, self.slot, gid)
+            row = keyed.append(pool.heads, pool.st, self.slot, gid)
             for idx, amount in pairs:
                 hi, lo = tally.split(self._in(amount))
-                while tally.add(pool.head, pool.slab, pool.meta, row, idx, hi, lo):
+                while tally.add(self.table.head, pool.slab, pool.meta, row, idx, hi, lo):
                     pool.grow(keyed.NEED_SLAB)
 
 
