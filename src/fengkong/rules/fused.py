@@ -805,8 +805,10 @@ def _flat_call(w: _Writer, what: int) -> list[str]:
             updates += ["-1", "0", "0"]
         else:
             updates += [f"fu{j}", "0", "1"] if amount == "1" else [f"fu{j}", f"fh{j}", f"fl{j}"]
-    args = ", ".join(["now", "ts", str(what), *reads, *updates])
-    w.namespace["FK"] = _entry(w, 3 + len(reads) + len(updates))
+    args = ["now", "ts", str(what), *reads, *updates]
+    size = keyed.padded(len(args), 8)
+    w.namespace["FK"] = _entry(w, size)
+    args = ", ".join(args + ["0"] * (size - len(args)))
     w.namespace["FO"] = np.zeros(max(1, 2 * len(w.flat_reads)), np.int64)
     w.namespace["FP_grow"] = pool.grow
     w.namespace["FP_reap"] = pool.reap

@@ -244,6 +244,20 @@ def _widths(heads, st):
 READS, UPDATES, FIRST = 1, 2, 4  # what a ``decide`` call does (see there)
 
 
+def padded(count: int, least: int) -> int:
+    """The size ``count`` things are padded to in a kernel's argument types: the first of
+    ``least``, then 1.5 and 2 times each power of two above it, that holds them. numba
+    compiles :func:`decide` once per type of its arguments (1-5 s; then it loads it from its
+    cache on disk), and the number of key tables and of the call's arguments are part of the
+    type: without padding, a pack version with one more flat feature or key expression than
+    any before would compile as it loads, between two events, stalling every decision behind
+    it; padded, a machine compiles a few sizes once."""
+    size = least
+    while size < count:
+        size = size * 3 // 2 if size & (size - 1) == 0 else size // 3 * 4
+    return size
+
+
 @nb.njit(cache=True)
 def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
     """A decision's reads and updates of the pool's stores, in one call or two.

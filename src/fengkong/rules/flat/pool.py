@@ -30,6 +30,7 @@ from fengkong.rules.flat.keyed import (
 
 _NEVER = -(2**62)
 _ID_MASK = (1 << TABLE_SHIFT) - 1
+_NO_TABLE = tally.empty_rows(0, ROW_WIDTH)  # pads ``heads`` (see keyed.padded)
 
 
 class KeyTable:
@@ -164,9 +165,11 @@ class FlatPool:
             table.free.append(g)
 
     def _rearrayed(self) -> None:
-        """After a table's head changed: the tuple the kernels take, and room in ``dead`` for
-        every row of every table (a call lists each dropped row's id at most once)."""
-        self.heads = tuple(table.head for table in self.tables.values())
+        """After a table's head changed: the tuple the kernels take (padded, see
+        :func:`keyed.padded`), and room in ``dead`` for every row of every table (a call lists
+        each dropped row's id at most once)."""
+        heads = [table.head for table in self.tables.values()]
+        self.heads = tuple(heads + [_NO_TABLE] * (keyed.padded(len(heads), 2) - len(heads)))
         rows = sum(len(table.head) + len(table.key_of) for table in self.tables.values())
         if len(self.dead) < rows + 64:
             self.dead = np.zeros(2 * (rows + 64), np.int64)
