@@ -67,3 +67,27 @@ def test_the_flat_store_decides_and_keeps_what_the_python_store_does(python, fla
         assert list(store.keys) == list(reference.keys)
     assert store.state() == reference.state()
     assert len(store.table.ids) == len(store)  # an id lives while the store holds its key
+
+
+def test_thousands_of_keys_grow_the_table_and_slab_and_reuse_ids_as_the_python_store_does():
+    """Past the first ids (64) and the first rows made empty (1,024 at a time), through table
+    and slab doublings, with keys expiring and their ids taken again."""
+    g, n = 100, 60
+    reference = SumWindow(g, n, 10**9, 1)
+    pool = FlatPool()
+    store = FlatSumWindow(g, n, 10**9, 1, pool)
+    now = 1_000
+    for i in range(14_000):
+        now += 1 if i % 4 else 0
+        key = f"k{i % 2_500}" if i < 4_000 else f"n{i}"
+        for ts in (now, now - 150):
+            reference.add(key, i, ts, now)
+            store.add(key, i, ts, now)
+        if i % 1_000 == 0:
+            assert store.state() == reference.state()
+            assert store.read(key, now) == reference.read(key, now)
+    probes = [f"k{i}" for i in range(2_500)] + [f"n{i}" for i in range(4_000, 14_000)]
+    assert [store.read(k, now) for k in probes] == [reference.read(k, now) for k in probes]
+    assert store.state() == reference.state()
+    assert len(store.table.key_of) >= 8_192  # doubled past the 1,024-id blocks
+    assert len(store.table.ids) == len(store) < 10_000  # expired keys' ids let go
