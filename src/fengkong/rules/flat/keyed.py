@@ -32,6 +32,9 @@ A call that could need more slab words than the pool has changes nothing and ret
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import numba as nb
 
 from fengkong.rules.flat import tally
@@ -346,6 +349,17 @@ def add(heads, slab, meta, st, ctl, dead, s, g, idx, cutoff, hi, lo):
 def read(heads, slab, meta, st, s, g, cutoff, out):
     """Store ``s``'s total for id ``g`` at ``cutoff`` into ``out[0:2]``."""
     out[0], out[1] = _total(heads, slab, meta, st, s, g, cutoff)
+
+
+@functools.cache
+def reader(tables: int) -> Any:
+    """The compiled entry point of :func:`read` for a pool with ``tables`` heads (padded):
+    a store's own reads (the evaluator's, outside the fused step) call it directly, since
+    numba's dispatcher would type its eight arguments on every call (1-2 µs)."""
+    rows = nb.types.Array(nb.int64, 2, "C")
+    vector = nb.types.Array(nb.int64, 1, "C")
+    heads = nb.types.UniTuple(rows, tables)
+    return read.compile((heads, vector, vector, rows, nb.int64, nb.int64, nb.int64, vector))
 
 
 @nb.njit(cache=True)

@@ -56,10 +56,10 @@ class KeyTable:
 
 
 class FlatPool:
-    """The shared arrays (see :mod:`.keyed` for each), the key tables, and which store slots
-    are free."""
+    """The shared arrays (see :mod:`.keyed` for each), the key tables, which store slots are
+    free, and ``read``, :func:`keyed.read` compiled for the arrays."""
 
-    __slots__ = ("ctl", "dead", "free_slots", "heads", "meta", "slab", "st", "tables")
+    __slots__ = ("ctl", "dead", "free_slots", "heads", "meta", "read", "slab", "st", "tables")
 
     def __init__(self, slots: int = 4) -> None:
         self.slab, self.meta = tally.new_slab()
@@ -67,7 +67,8 @@ class FlatPool:
         self.st = np.zeros((slots, ST_WIDTH), np.int64)
         self.free_slots = list(range(slots - 1, -1, -1))
         self.tables: dict[tuple[str, ...], KeyTable] = {}
-        self.heads: tuple[np.ndarray, ...] = ()
+        self.heads: tuple[np.ndarray, ...] = (_NO_TABLE,) * keyed.padded(0, 2)
+        self.read = keyed.reader(len(self.heads))
         self.dead = np.zeros(64, np.int64)
 
     @property
@@ -188,6 +189,7 @@ class FlatPool:
         each dropped row's id at most once)."""
         heads = [table.head for table in self.tables.values()]
         self.heads = tuple(heads + [_NO_TABLE] * (keyed.padded(len(heads), 2) - len(heads)))
+        self.read = keyed.reader(len(self.heads))
         rows = sum(len(table.head) + len(table.key_of) for table in self.tables.values())
         if len(self.dead) < rows + 64:
             self.dead = np.zeros(2 * (rows + 64), np.int64)
