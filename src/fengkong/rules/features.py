@@ -10,7 +10,7 @@ from typing import Any
 from fengkong.rules.durations import DAY, SECOND, format_duration, parse_duration
 from fengkong.rules.errors import Problem, ProblemCode
 from fengkong.rules.flat.pool import FlatPool
-from fengkong.rules.flat.windows import FlatCountWindow, FlatSumWindow
+from fengkong.rules.flat.windows import FlatCountWindow, FlatExtremumWindow, FlatSumWindow
 from fengkong.rules.schema import NUMERIC, FieldType, Type, event_kind, fields_of
 from fengkong.rules.windows import (
     DECIMAL_SCALE,
@@ -305,9 +305,10 @@ def _default(agg, raw, value_type, bad) -> Any:
 
 
 def build_store(spec: FeatureSpec, pool: FlatPool | None = None) -> KeyedWindow:
-    """A fresh window store for a (non-ratio) feature. Counts, and sums of integer or decimal
-    fields, keep their keys in ``pool`` (the pack's, see :mod:`fengkong.rules.flat`; a pool of
-    their own if ``None``); sums of ``float`` fields stay Python objects."""
+    """A fresh window store for a (non-ratio) feature. Counts, and sums, minimums and maximums
+    of integer or decimal fields, keep their keys in ``pool`` (the pack's, see
+    :mod:`fengkong.rules.flat`; a pool of their own if ``None``); those of ``float`` fields,
+    distinct counts and last values stay Python objects."""
     decimal = spec.value_field is not None and spec.value_field.decimal
     scale = DECIMAL_SCALE if decimal else 1
     g, n, keys = spec.bucket_ms, spec.buckets, spec.max_keys
@@ -319,6 +320,10 @@ def build_store(spec: FeatureSpec, pool: FlatPool | None = None) -> KeyedWindow:
         return SumWindow(g, n, keys, scale)
     if spec.agg in ("min", "max"):
         pick = min if spec.agg == "min" else max
+        if decimal or spec.value_field.type is Type.INT:
+            return FlatExtremumWindow(
+                g, n, keys, scale, pick, spec.default, pool or FlatPool(), spec.key
+            )
         return ExtremumWindow(g, n, keys, scale, pick, spec.default)
     if spec.agg == "distinct":
         return DistinctWindow(g, n, keys, spec.exact_limit, scale)

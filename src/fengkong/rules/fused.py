@@ -51,7 +51,7 @@ from fengkong.rules.codegen import _compile
 from fengkong.rules.events import FiredRule
 from fengkong.rules.features import FeatureSpec
 from fengkong.rules.flat import keyed, tally
-from fengkong.rules.flat.windows import FlatCountWindow, FlatSumWindow
+from fengkong.rules.flat.windows import FlatCountWindow, FlatExtremumWindow
 from fengkong.rules.outcomes import SEVERITY, Outcome
 from fengkong.rules.windows import (
     _HEAD,
@@ -739,7 +739,7 @@ def _flat_collect(w: _Writer, plan: Any) -> None:
         tests += [w.key(term.strip()) for term in guard.split(" and ") if term.strip()]
         if value_code.startswith("ev."):
             value_code = w.key(value_code)
-        amount = value_code if isinstance(store, FlatSumWindow) else "1"
+        amount = "1" if type(store) is FlatCountWindow else value_code
         w.flat_updates.append((feature, w.key(key_code), tests, amount))
 
 
@@ -809,7 +809,7 @@ def _flat_call(w: _Writer, what: int) -> list[str]:
     size = keyed.padded(len(args), 8)
     w.namespace["FK"] = _entry(w, size)
     args = ", ".join(args + ["0"] * (size - len(args)))
-    w.namespace["FO"] = np.zeros(max(1, 2 * len(w.flat_reads)), np.int64)
+    w.namespace["FO"] = np.zeros(max(1, 3 * len(w.flat_reads)), np.int64)
     w.namespace["FP_grow"] = pool.grow
     w.namespace["FP_reap"] = pool.reap
     call = f"FK(FP.heads, FP.slab, FP.meta, FP.st, FP.ctl, FP.dead, FPLAN, FO, ({args},))"
@@ -822,10 +822,13 @@ def _flat_call(w: _Writer, what: int) -> list[str]:
     lines.append("fo_ = FO.tolist()")
     for j, (feature, _, local) in enumerate(w.flat_reads):
         store = w.stores[feature]
-        total = f"fo_[{2 * j + 1}]"
-        if isinstance(store, FlatSumWindow):
-            total = _scaled(f"(fo_[{2 * j}] * {tally.BASE!r} + {total})", store.scale)
-        lines.append(f"{local} = {total}")
+        value = f"fo_[{3 * j + 2}]"  # (present, hi, lo): keyed.decide
+        if type(store) is not FlatCountWindow:
+            value = _scaled(f"(fo_[{3 * j + 1}] * {tally.BASE!r} + {value})", store.scale)
+        if isinstance(store, FlatExtremumWindow):
+            w.namespace[f"X_{feature}"] = store.default
+            value = f"{value} if fo_[{3 * j}] else X_{feature}"
+        lines.append(f"{local} = {value}")
     return lines
 
 

@@ -1,6 +1,7 @@
-"""The flat count and sum stores against ``CountWindow`` and ``SumWindow``, event by event:
-the same reads, the same keys in the same update order, the same canonical state, through
-late events, owed sweeps drained a few keys at a time, ``max_keys`` evictions and restores."""
+"""The flat count, sum, min and max stores against ``CountWindow``, ``SumWindow`` and
+``ExtremumWindow``, event by event: the same reads, the same keys in the same update order,
+the same canonical state, through late events, owed sweeps drained a few keys at a time,
+``max_keys`` evictions and restores."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fengkong.rules.flat.pool import FlatPool
-from fengkong.rules.flat.windows import FlatCountWindow, FlatSumWindow
-from fengkong.rules.windows import CountWindow, SumWindow
+from fengkong.rules.flat.windows import FlatCountWindow, FlatExtremumWindow, FlatSumWindow
+from fengkong.rules.windows import CountWindow, ExtremumWindow, SumWindow
 
 G, N, MAX_KEYS = 10, 6, 4
 
@@ -28,21 +29,35 @@ events = st.lists(
 )
 
 
+def _extremum(pick, scale):
+    """An ``ExtremumWindow`` and a ``FlatExtremumWindow`` factory (default -1)."""
+    return (
+        lambda: ExtremumWindow(G, N, MAX_KEYS, scale, pick, -1),
+        lambda pool: FlatExtremumWindow(G, N, MAX_KEYS, scale, pick, -1, pool),
+    )
+
+
 @pytest.mark.parametrize(
-    ("python", "flat", "scale"),
+    ("python", "flat"),
     [
-        (CountWindow, FlatCountWindow, 1),
-        (SumWindow, FlatSumWindow, 1),
-        (SumWindow, FlatSumWindow, 10**18),
+        (lambda: CountWindow(G, N, MAX_KEYS, 1), lambda p: FlatCountWindow(G, N, MAX_KEYS, 1, p)),
+        (lambda: SumWindow(G, N, MAX_KEYS, 1), lambda p: FlatSumWindow(G, N, MAX_KEYS, 1, p)),
+        (
+            lambda: SumWindow(G, N, MAX_KEYS, 10**18),
+            lambda p: FlatSumWindow(G, N, MAX_KEYS, 10**18, p),
+        ),
+        _extremum(min, 1),
+        _extremum(max, 1),
+        _extremum(max, 10**18),
     ],
-    ids=["count", "sum", "decimal-sum"],
+    ids=["count", "sum", "decimal-sum", "min", "max", "decimal-max"],
 )
 @settings(max_examples=300, deadline=None)
 @given(stream=events)
-def test_the_flat_store_decides_and_keeps_what_the_python_store_does(python, flat, scale, stream):
-    reference = python(G, N, MAX_KEYS, scale)
+def test_the_flat_store_decides_and_keeps_what_the_python_store_does(python, flat, stream):
+    reference = python()
     pool = FlatPool()
-    store = flat(G, N, MAX_KEYS, scale, pool)
+    store = flat(pool)
     now = 1_000
     for key, step, late, value, then in stream:
         now += step

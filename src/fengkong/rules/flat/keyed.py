@@ -1,25 +1,27 @@
-"""Key ids, rows and update orders of a pool's flat count and sum stores, in arrays that one
-numba kernel call per decision reads and updates (``docs/design/compiled-stores.md``).
+"""Key ids, rows and update orders of a pool's flat count, sum, min and max stores, in arrays
+that one numba kernel call per decision reads and updates (``docs/design/compiled-stores.md``).
 
 The stores of a :class:`~fengkong.rules.flat.pool.FlatPool` share these arrays:
 
 * ``heads[t]``, one per key table ``t`` (one per key expression): ``width`` rows per key id,
   one for each store of the table, so that a key's rows are adjacent (a decision reads and
   updates them together). Row ``g * width + j`` is id ``g``'s row in the table's store ``j``:
-  the tally (:mod:`.tally`'s columns), ``PREV`` / ``NEXT`` (its neighbours in the store's
-  update order; ``-1``: none), ``HELD`` (whether the store holds the key) and, in the id's
-  first row, ``HOLDERS`` (how many of the table's stores hold it). An id no store holds is
-  dead: its ``HOLDERS`` is ``-epoch`` of the call that found it so, and ``(t << 40) | g`` is
-  listed in ``dead`` for the owner to delete from its key table once the call returns.
+  the tally or the queue (:mod:`.tally`'s columns, :mod:`.extremum`), ``PREV`` / ``NEXT``
+  (its neighbours in the store's update order; ``-1``: none), ``HELD`` (whether the store
+  holds the key) and, in the id's first row, ``HOLDERS`` (how many of the table's stores
+  hold it). An id no store holds is dead: its ``HOLDERS`` is ``-epoch`` of the call that
+  found it so, and ``(t << 40) | g`` is listed in ``dead`` for the owner to delete from its
+  key table once the call returns.
 * ``st[s]``, per store slot: the ends of its update order (``FRONT``, ``BACK``), its number
   of keys (``KEYS``), its last sweep's cutoff (``SWEPT``), whether that sweep is owed
   (``OWED``) and the first ``now`` at which it must be settled (``DUE``), its window (bucket
-  width ``G``, buckets ``N``, ``SPAN`` (see ``KeyedWindow``), ``MAX_KEYS``), and its place
-  (``TABLE``, ``J``, and the table's ``WIDTH``).
+  width ``G``, buckets ``N``, ``SPAN`` (see ``KeyedWindow``), ``MAX_KEYS``), its place
+  (``TABLE``, ``J``, and the table's ``WIDTH``) and its ``KIND`` (``SUM``, ``MIN``, ``MAX``).
 * ``ctl``: the number of dead ids listed, and the call epoch.
 
-The operations are those of :class:`~fengkong.rules.windows.KeyedWindow` and
-:class:`~fengkong.rules.windows.CountWindow` (the reference the tests compare against, key
+The operations are those of :class:`~fengkong.rules.windows.KeyedWindow`,
+:class:`~fengkong.rules.windows.CountWindow` and
+:class:`~fengkong.rules.windows.ExtremumWindow` (the reference the tests compare against, key
 by key and in the same update order): a key moves to the back of its store's order when its
 newest bucket enters a later span, a sweep pops the leading run of expired keys, a full store
 sweeps and then drops its front key, and an owed sweep is popped ``DRAIN`` keys per decision
@@ -37,7 +39,7 @@ from typing import Any
 
 import numba as nb
 
-from fengkong.rules.flat import tally
+from fengkong.rules.flat import extremum, tally
 from fengkong.rules.flat.tally import LAST, TOTAL_HI, TOTAL_LO
 from fengkong.rules.windows import DRAIN
 
@@ -45,8 +47,10 @@ from fengkong.rules.windows import DRAIN
 PREV, NEXT, HELD, HOLDERS = range(tally.TALLY_WIDTH, tally.TALLY_WIDTH + 4)
 ROW_WIDTH = tally.TALLY_WIDTH + 4
 # columns of ``st``
-FRONT, BACK, KEYS, SWEPT, OWED, DUE, G, N, SPAN, MAX_KEYS, TABLE, J, WIDTH = range(13)
-ST_WIDTH = 13
+FRONT, BACK, KEYS, SWEPT, OWED, DUE, G, N, SPAN, MAX_KEYS, TABLE, J, WIDTH, KIND = range(14)
+ST_WIDTH = 14
+# a store's ``KIND``: a count or sum (a count adds 1), a minimum or a maximum (:mod:`.extremum`)
+SUM, MIN, MAX = range(3)
 # ``ctl``
 DEAD, EPOCH = range(2)
 CTL_WIDTH = 2
@@ -160,17 +164,24 @@ def _begin(heads, slab, meta, st, ctl, dead, now, drain_owed):
 
 
 @nb.njit(cache=True)
-def _total(heads, slab, meta, st, s, g, cutoff):
-    """Store ``s``'s total for id ``g`` (``-1``: a key its table does not hold) at
-    ``cutoff``, its expired buckets dropped: ``(hi, lo)``."""
+def _value(heads, slab, meta, st, s, g, cutoff):
+    """Store ``s``'s value for id ``g`` (``-1``: a key its table does not hold) at
+    ``cutoff``, its expired buckets dropped: ``(present, hi, lo)``; a total is always
+    present (0 for a key not held), an extremum only while the key has a live bucket."""
     if g < 0:
-        return 0, 0
+        return 0, 0, 0
     head = heads[st[s, TABLE]]
     r = g * st[s, WIDTH] + st[s, J]
     if head[r, HELD] == 0:
-        return 0, 0
-    tally.expire(head, slab, meta, r, cutoff)
-    return head[r, TOTAL_HI], head[r, TOTAL_LO]
+        return 0, 0, 0
+    if st[s, KIND] == SUM:
+        tally.expire(head, slab, meta, r, cutoff)
+        return 1, head[r, TOTAL_HI], head[r, TOTAL_LO]
+    extremum.expire(head, slab, meta, r, cutoff)
+    if head[r, LAST] == tally.NEVER:
+        return 0, 0, 0
+    hi, lo = extremum.best(head, slab, r)
+    return 1, hi, lo
 
 
 @nb.njit(cache=True)
@@ -195,7 +206,10 @@ def _update(heads, slab, meta, st, ctl, dead, s, g, idx, cutoff, hi, lo):
             if st[s, KEYS] >= st[s, MAX_KEYS]:
                 _drop(head, slab, meta, st, ctl, dead, s, st[s, FRONT])
         _take(head, st, s, r)
-    tally.add(head, slab, meta, r, idx, hi, lo)
+    if st[s, KIND] == SUM:
+        tally.add(head, slab, meta, r, idx, hi, lo)
+    else:
+        extremum.add(head, slab, meta, r, idx, hi, lo, st[s, KIND] == MIN)
 
 
 @nb.njit(cache=True)
@@ -204,7 +218,9 @@ def _space(heads, st, s, g, words):
     (a whole chunk of the class it may need; free chunks are not counted)."""
     head = heads[st[s, TABLE]]
     r = g * st[s, WIDTH] + st[s, J]
-    c = tally._needs_chunk(head, r) if head[r, HELD] != 0 else 0
+    c = tally._needs_chunk(head, r)
+    if head[r, HELD] == 0 and st[s, KIND] == SUM:  # a new key's first bucket is in its row
+        c = -1
     return words + (3 * (1 << c) if c >= 0 else 0)
 
 
@@ -272,9 +288,10 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
     both, with ``FIRST`` when no call came before in this decision (this one drains the owed
     sweeps first, :func:`_begin`).
 
-    Read ``j``'s total at its cutoff goes to ``out[2j:2j+2]`` as ``(hi, lo)``, before any
-    update. Each update inside its window folds the event (:func:`_update`); then each store
-    updated whose cutoff passed its last sweep owes the sweep (``KeyedWindow.defer``).
+    Read ``j``'s value at its cutoff goes to ``out[3j:3j+3]`` as ``(present, hi, lo)``
+    (:func:`_value`), before any update. Each update inside its window folds the event
+    (:func:`_update`); then each store updated whose cutoff passed its last sweep owes the
+    sweep (``KeyedWindow.defer``).
     Returns the dead ids listed, or ``NEED_SLAB`` (nothing changed)."""
     now = args[0]
     ts = args[1]
@@ -295,9 +312,9 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
         for j in range(reads):
             s = plan[1 + j]
             cutoff = now // st[s, G] - st[s, N]
-            hi, lo = _total(heads, slab, meta, st, s, args[3 + j], cutoff)
-            out[2 * j] = hi
-            out[2 * j + 1] = lo
+            out[3 * j], out[3 * j + 1], out[3 * j + 2] = _value(
+                heads, slab, meta, st, s, args[3 + j], cutoff
+            )
     for j in range(updates):
         g = args[arg + 3 * j]
         if g < 0:
@@ -347,8 +364,8 @@ def add(heads, slab, meta, st, ctl, dead, s, g, idx, cutoff, hi, lo):
 
 @nb.njit(cache=True)
 def read(heads, slab, meta, st, s, g, cutoff, out):
-    """Store ``s``'s total for id ``g`` at ``cutoff`` into ``out[0:2]``."""
-    out[0], out[1] = _total(heads, slab, meta, st, s, g, cutoff)
+    """Store ``s``'s value for id ``g`` at ``cutoff`` into ``out[0:3]`` (see :func:`_value`)."""
+    out[0], out[1], out[2] = _value(heads, slab, meta, st, s, g, cutoff)
 
 
 @functools.cache

@@ -86,8 +86,11 @@ class FlatPool:
 
     # --- store slots ----------------------------------------------------------------------
 
-    def open_slot(self, table: KeyTable, g: int, n: int, span: int, max_keys: int) -> int:
-        """A store slot with no key and no sweep yet, with a row for every id of ``table``."""
+    def open_slot(
+        self, table: KeyTable, g: int, n: int, span: int, max_keys: int, kind: int = keyed.SUM
+    ) -> int:
+        """A store slot with no key and no sweep yet, with a row for every id of ``table``;
+        ``kind``: what its rows hold (``keyed.SUM``, ``MIN`` or ``MAX``)."""
         if not self.free_slots:
             slots = len(self.st)
             st = np.zeros((2 * slots, ST_WIDTH), np.int64)
@@ -103,6 +106,7 @@ class FlatPool:
         row[SWEPT] = _NEVER
         row[[keyed.G, keyed.N, keyed.SPAN, keyed.MAX_KEYS]] = (g, n, span, max_keys)
         row[[keyed.TABLE, keyed.J, WIDTH]] = (table.index, table.free_js.pop(), table.width)
+        row[keyed.KIND] = kind
         return s
 
     def close_slot(self, s: int) -> None:

@@ -1,7 +1,7 @@
-"""Count and sum stores kept in a :class:`~fengkong.rules.flat.pool.FlatPool`'s arrays:
-:class:`~fengkong.rules.windows.CountWindow` and :class:`~fengkong.rules.windows.SumWindow`
-with the same keys, update order, sweeps, reads and canonical state (a differential test
-compares them event by event).
+"""Count, sum, min and max stores kept in a :class:`~fengkong.rules.flat.pool.FlatPool`'s
+arrays: :class:`~fengkong.rules.windows.CountWindow`, :class:`~fengkong.rules.windows.SumWindow`
+and :class:`~fengkong.rules.windows.ExtremumWindow` with the same keys, update order,
+sweeps, reads and canonical state (a differential test compares them event by event).
 
 A store is a slot of the pool; its keys are ids of the pool's key table for its key
 expression, shared with the pool's other stores keyed the same way. These methods call the
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fengkong.rules.flat import keyed, tally
+from fengkong.rules.flat import extremum, keyed, tally
 from fengkong.rules.flat.keyed import FRONT, HELD, KEYS, NEXT, OWED, SWEPT, J
 from fengkong.rules.flat.pool import FlatPool
 from fengkong.rules.windows import SPAN, KeyedWindow, _key_in, _key_out
@@ -31,7 +31,14 @@ class FlatCountWindow(KeyedWindow):
     _NEWEST = None
 
     def __init__(
-        self, g: int, n: int, max_keys: int, scale: int, pool: FlatPool, fields: tuple = ("k",)
+        self,
+        g: int,
+        n: int,
+        max_keys: int,
+        scale: int,
+        pool: FlatPool,
+        fields: tuple = ("k",),
+        kind: int = keyed.SUM,
     ) -> None:
         self.g = g
         self.n = n
@@ -40,8 +47,8 @@ class FlatCountWindow(KeyedWindow):
         self.span = max(1, min(n // 2, SPAN))
         self.pool = pool
         self.table = pool.table(fields)
-        self.slot = pool.open_slot(self.table, g, n, self.span, max_keys)
-        self._read_out = np.zeros(2, np.int64)
+        self.slot = pool.open_slot(self.table, g, n, self.span, max_keys, kind)
+        self._read_out = np.zeros(3, np.int64)
 
     # the sweep's cutoff and whether it is owed live in the pool's ``st`` (the kernels')
     @property
@@ -117,7 +124,7 @@ class FlatCountWindow(KeyedWindow):
         else:
             out = self._read_out
             pool.read(pool.heads, pool.slab, pool.meta, pool.st, self.slot, gid, cutoff, out)
-            total = tally.joined(int(out[0]), int(out[1]))
+            total = tally.joined(int(out[1]), int(out[2]))
         return total / self.scale if self.scale != 1 else total
 
     def _sweep(self, cutoff: int) -> None:
@@ -169,9 +176,14 @@ class FlatCountWindow(KeyedWindow):
                 gid = pool.fresh(self.table, key)
             row = keyed.append(pool.heads, pool.st, self.slot, gid)
             for idx, amount in pairs:
-                hi, lo = tally.split(self._in(amount))
-                while tally.add(self.table.head, pool.slab, pool.meta, row, idx, hi, lo):
-                    pool.grow(keyed.NEED_SLAB)
+                self._fold(row, idx, self._in(amount))
+
+    def _fold(self, row: int, idx: int, amount: int) -> None:
+        """Fold a snapshot's bucket into ``row`` (buckets come in ascending order)."""
+        pool = self.pool
+        hi, lo = tally.split(amount)
+        while tally.add(self.table.head, pool.slab, pool.meta, row, idx, hi, lo):
+            pool.grow(keyed.NEED_SLAB)
 
 
 class FlatSumWindow(FlatCountWindow):
@@ -181,3 +193,62 @@ class FlatSumWindow(FlatCountWindow):
 
     def _amount(self, value: Any) -> int:
         return value
+
+
+class FlatExtremumWindow(FlatCountWindow):
+    """Minimum or maximum of an integer or decimal field per key in the window (exact), in a
+    pool's arrays: :class:`~fengkong.rules.windows.ExtremumWindow`'s monotone queue, as
+    ``(bucket, hi, lo)`` triples in the slab (:mod:`.extremum`)."""
+
+    __slots__ = ("default", "lowest")
+
+    def __init__(
+        self,
+        g: int,
+        n: int,
+        max_keys: int,
+        scale: int,
+        pick: Any,
+        default: Any,
+        pool: FlatPool,
+        fields: tuple = ("k",),
+    ) -> None:
+        self.lowest = pick is min
+        self.default = default
+        kind = keyed.MIN if self.lowest else keyed.MAX
+        super().__init__(g, n, max_keys, scale, pool, fields, kind)
+
+    def _amount(self, value: Any) -> int:
+        return value
+
+    def read(self, key: Any, now: int) -> Any:
+        pool = self.pool
+        if pool.st.item(self.slot, OWED):
+            self.settle()
+        out = self._read_out
+        cutoff = now // self.g - self.n
+        gid = self.table.ids.get(key, -1)
+        pool.read(pool.heads, pool.slab, pool.meta, pool.st, self.slot, gid, cutoff, out)
+        if not out[0]:
+            return self.default
+        best = tally.joined(int(out[1]), int(out[2]))
+        return best / self.scale if self.scale != 1 else best
+
+    def state(self) -> dict:
+        self.settle()
+        table = self.table
+        out = self._out
+        keys = []
+        for row in self._rows():
+            pairs = extremum.pairs(table.head, self.pool.slab, row)
+            key = table.key_of[row // table.width]
+            keys.append([_key_out(key), [[b, out(tally.joined(hi, lo))] for b, hi, lo in pairs]])
+        return {"swept": self._swept, "keys": keys}
+
+    def _fold(self, row: int, idx: int, value: int) -> None:
+        """A snapshot's pairs in bucket order make the queue they would (a pair a later one
+        beats, as in a snapshot taken before stores kept only the others, is dropped)."""
+        pool = self.pool
+        hi, lo = tally.split(value)
+        while extremum.add(self.table.head, pool.slab, pool.meta, row, idx, hi, lo, self.lowest):
+            pool.grow(keyed.NEED_SLAB)
