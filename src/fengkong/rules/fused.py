@@ -751,37 +751,65 @@ def _early_inputs(w: _Writer, plan: Any) -> list[str]:
     lines += ["    _skip = False", "except _Error:", "    pass"]
     if not w.flat_updates:
         return lines
-    runs = [f"fu{j}" for j in range(len(w.flat_updates))]
-    words = [f"fh{j} = fl{j} = 0" for j, u in enumerate(w.flat_updates) if u[3] != "1"]
+    runs, words, _ = _flat_names(w)
     return [
         *lines,
         "if _skip:",
         f"    {' = '.join(runs)} = -1",
-        *[f"    {line}" for line in words],
+        *[f"    {hi} = {lo} = 0" for hi, lo in words.values()],
         "else:",
         *_indent(_flat_inputs(w), 4),
     ]
 
 
-def _flat_inputs(w: _Writer) -> list[str]:
-    """Per flat update, the key's id if it runs (its filter and guard hold; a fresh id for a
-    key no table holds) in ``fu<j>``, else -1, and a sum's amount in two words (``fh<j>``,
-    ``fl<j>``)."""
-    lookups = []
-    runs: dict[str, list[str]] = {}  # id local -> when an update of it runs ("": always)
-    updates = []
-    for j, (feature, key, tests, amount) in enumerate(w.flat_updates):
-        gid, lookup = w.gid(w.stores[feature], key)
-        lookups += [lookup] if lookup else []
+def _flat_names(
+    w: _Writer,
+) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]], list[tuple[str, str, str]]]:
+    """The locals the flat updates' arguments are in, each computed once however many
+    updates share it: per distinct (key, filter and guard), the key's id if the update runs,
+    else -1 (``fu<n>``: its id expression and its tests); per distinct amount, its two words
+    (``fh<n>``, ``fl<n>``); and per update, its three arguments (a count's amount is 1)."""
+    runs: dict[str, tuple[str, str]] = {}
+    by_run: dict[tuple[str, str], str] = {}
+    words: dict[str, tuple[str, str]] = {}
+    arguments = []
+    for _, key, tests, amount in w.flat_updates:
         when = " and ".join(tests)
-        runs.setdefault(gid, []).append(when)
-        updates.append(f"fu{j} = {gid} if {when} else -1" if tests else f"fu{j} = {gid}")
-        if amount != "1":
-            words = f"_divmod({amount}, {tally.BASE!r})"
-            updates.append(f"fh{j}, fl{j} = {words} if fu{j} >= 0 else (0, 0)")
+        run = by_run.get((key, when))
+        if run is None:
+            run = by_run[(key, when)] = f"fu{len(runs)}"
+            runs[run] = (key, when)
+        if amount == "1":
+            arguments.append((run, "0", "1"))
+            continue
+        if amount not in words:
+            words[amount] = (f"fh{len(words)}", f"fl{len(words)}")
+        arguments.append((run, *words[amount]))
+    return runs, words, arguments
+
+
+def _flat_inputs(w: _Writer) -> list[str]:
+    """The flat updates' arguments (:func:`_flat_names`): the key ids (a fresh id for a key
+    no table holds, when an update of it runs), then each run's id or -1, then each amount's
+    two words (when an update that uses it runs)."""
+    runs, words, arguments = _flat_names(w)
+    lookups = []
+    gids: dict[str, str] = {}  # key -> its id local
+    for feature, key, _, _ in w.flat_updates:
+        if key not in gids:
+            gids[key], lookup = w.gid(w.stores[feature], key)
+            lookups += [lookup] if lookup else []
+    when_of: dict[str, list[str]] = {}  # id local -> when an update of it runs ("": always)
+    lines = []
+    for run, (key, when) in runs.items():
+        when_of.setdefault(gids[key], []).append(when)
+        lines.append(f"{run} = {gids[key]} if {when} else -1" if when else f"{run} = {gids[key]}")
+    for amount, (hi, lo) in words.items():
+        using = " or ".join(dict.fromkeys(f"{a[0]} >= 0" for a in arguments if a[1] == hi))
+        lines.append(f"{hi}, {lo} = _divmod({amount}, {tally.BASE!r}) if {using} else (0, 0)")
     fresh = []
     for (table, key), gid in w.gids.items():
-        whens = runs.get(gid)
+        whens = when_of.get(gid)
         if whens is None:
             continue
         test = "" if "" in whens else " or ".join(f"({when})" for when in dict.fromkeys(whens))
@@ -790,22 +818,34 @@ def _flat_inputs(w: _Writer) -> list[str]:
             f"    {gid} = FP_fresh(T{table}, {key})",
         ]
     w.namespace["FP_fresh"] = w.namespace["FP"].fresh
-    return [*lookups, *fresh, *updates]
+    return [*lookups, *fresh, *lines]
+
+
+def _flat_layout(w: _Writer) -> tuple[list[str], set[str], set[str]]:
+    """The kernel's arguments after ``now, ts, what``: each read's key id local (once per
+    id), then the updates' run and amount locals (:func:`_flat_names`); and which of them
+    the reads and the updates need."""
+    read_ids = list(dict.fromkeys(gid for _, gid, _ in w.flat_reads))
+    runs, words, _ = _flat_names(w)
+    updating = [*runs, *(name for pair in words.values() for name in pair)]
+    return [*read_ids, *updating], set(read_ids), set(updating)
 
 
 def _flat_call(w: _Writer, what: int) -> list[str]:
     """The kernel call (:func:`keyed.decide`; ``what`` it does), the pool grown and the call
     made again if it needs room, the dead ids reaped, and the reads' values. Its arguments
-    name every read's and update's inputs, -1 for those of a part it does not do."""
+    are the layout's locals (:func:`_flat_layout`), a placeholder for those of a part it does
+    not do (they may not be computed yet; the kernel does not look at them)."""
     pool = w.namespace["FP"]
-    reads = [gid if what & keyed.READS else "-1" for _, gid, _ in w.flat_reads]
-    updates = []
-    for j, (_, _, _, amount) in enumerate(w.flat_updates):
-        if not what & keyed.UPDATES:
-            updates += ["-1", "0", "0"]
+    layout, reading, updating = _flat_layout(w)
+    args = ["now", "ts", str(what)]
+    for name in layout:
+        if name in reading and not what & keyed.READS:
+            args.append("-1")
+        elif name in updating and not what & keyed.UPDATES:
+            args.append("-1" if name.startswith("fu") else "0")
         else:
-            updates += [f"fu{j}", "0", "1"] if amount == "1" else [f"fu{j}", f"fh{j}", f"fl{j}"]
-    args = ["now", "ts", str(what), *reads, *updates]
+            args.append(name)
     size = keyed.padded(len(args), 8)
     w.namespace["FK"] = _entry(w, size)
     args = ", ".join(args + ["0"] * (size - len(args)))
@@ -833,10 +873,17 @@ def _flat_call(w: _Writer, what: int) -> list[str]:
 
 
 def _flat_plan(w: _Writer) -> None:
-    """``FPLAN``: the reads' store slots, then the updates' (see :func:`keyed.decide`)."""
-    reads = [w.stores[feature].slot for feature, _, _ in w.flat_reads]
-    updates = [w.stores[feature].slot for feature, _, _, _ in w.flat_updates]
-    w.namespace["FPLAN"] = np.array([len(reads), *reads, len(updates), *updates], np.int64)
+    """``FPLAN`` (see :func:`keyed.decide`): per read its store slot and its id's place in the
+    arguments, per update its slot, its run's place and its amount's (-1: a count)."""
+    layout = _flat_layout(w)[0]
+    place = {name: 3 + i for i, name in enumerate(layout)}
+    plan = [len(w.flat_reads)]
+    for feature, gid, _ in w.flat_reads:
+        plan += [w.stores[feature].slot, place[gid]]
+    plan.append(len(w.flat_updates))
+    for (feature, _, _, _), (run, hi, _) in zip(w.flat_updates, _flat_names(w)[2], strict=True):
+        plan += [w.stores[feature].slot, place[run], place.get(hi, -1)]
+    w.namespace["FPLAN"] = np.array(plan, np.int64)
 
 
 def _entry(w: _Writer, args: int) -> Any:

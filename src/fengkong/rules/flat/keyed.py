@@ -281,12 +281,14 @@ def padded(count: int, least: int) -> int:
 def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
     """A decision's reads and updates of the pool's stores, in one call or two.
 
-    ``plan = (reads, s_0, ..., updates, s_0, ...)``: each read's store slot, then each
-    update's; ``args = (now, ts, what, then per read: g, then per update: g, hi, lo)``, ``g``
-    the id of the key (``-1``: absent; for an update, that it does not run: a filter or guard
-    failed), ``(hi, lo)`` the amount (1 for a count); ``what``: ``READS``, ``UPDATES`` or
-    both, with ``FIRST`` when no call came before in this decision (this one drains the owed
-    sweeps first, :func:`_begin`).
+    ``args = (now, ts, what, ...)``: ``what`` is ``READS``, ``UPDATES`` or both, with
+    ``FIRST`` when no call came before in this decision (this one drains the owed sweeps
+    first, :func:`_begin`); the rest are the ids and amounts the plan points to.
+    ``plan = (reads, (s, a) per read, updates, (s, a, h) per update)``: a store slot, the
+    index in ``args`` of the key's id (``-1``: absent; for an update, that it does not run:
+    a filter or guard failed), and for an update the index of its amount's two words
+    ``(hi, lo)`` (``-1``: a count's 1). Updates that share a key and a filter, or an amount,
+    share their arguments.
 
     Read ``j``'s value at its cutoff goes to ``out[3j:3j+3]`` as ``(present, hi, lo)``
     (:func:`_value`), before any update. Each update inside its window folds the event
@@ -297,47 +299,48 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
     ts = args[1]
     what = args[2]
     reads = plan[0]
-    at = 1 + reads  # the updates' count in ``plan``
-    updates = plan[at] if what & UPDATES else 0
-    arg = 3 + reads  # the first update's id in ``args``
+    at = 2 + 2 * reads  # the first update's slot in ``plan``
+    updates = plan[at - 1] if what & UPDATES else 0
     words = 0
     for j in range(updates):
-        g = args[arg + 3 * j]
+        g = args[plan[at + 3 * j + 1]]
         if g >= 0:
-            words = _space(heads, st, plan[at + 1 + j], g, words)
+            words = _space(heads, st, plan[at + 3 * j], g, words)
     if meta[-1] + words > len(slab):
         return NEED_SLAB
     _begin(heads, slab, meta, st, ctl, dead, now, what & FIRST != 0)
     if what & READS:
         for j in range(reads):
-            s = plan[1 + j]
+            s = plan[1 + 2 * j]
             cutoff = now // st[s, G] - st[s, N]
             out[3 * j], out[3 * j + 1], out[3 * j + 2] = _value(
-                heads, slab, meta, st, s, args[3 + j], cutoff
+                heads, slab, meta, st, s, args[plan[2 + 2 * j]], cutoff
             )
     for j in range(updates):
-        g = args[arg + 3 * j]
+        p = at + 3 * j
+        g = args[plan[p + 1]]
         if g < 0:
             continue
-        s = plan[at + 1 + j]
+        s = plan[p]
         cutoff = now // st[s, G] - st[s, N]
         idx = ts // st[s, G]
         if idx > cutoff:
-            _update(
-                heads, slab, meta, st, ctl, dead, s, g, idx, cutoff,
-                args[arg + 1 + 3 * j], args[arg + 2 + 3 * j],
-            )  # fmt: skip
+            h = plan[p + 2]
+            hi, lo = (0, 1) if h < 0 else (args[h], args[h + 1])
+            _update(heads, slab, meta, st, ctl, dead, s, g, idx, cutoff, hi, lo)
     for j in range(updates):
-        if args[arg + 3 * j] < 0:
+        p = at + 3 * j
+        if args[plan[p + 1]] < 0:
             continue
-        s = plan[at + 1 + j]
+        s = plan[p]
         cutoff = now // st[s, G] - st[s, N]
         if ts // st[s, G] > cutoff and cutoff > st[s, SWEPT]:
             st[s, SWEPT] = cutoff
             st[s, OWED] = 1
             st[s, DUE] = (cutoff + st[s, N] + 1) * st[s, G]
     for j in range(updates):
-        _settle_id(heads, st, ctl, dead, plan[at + 1 + j], args[arg + 3 * j])
+        p = at + 3 * j
+        _settle_id(heads, st, ctl, dead, plan[p], args[plan[p + 1]])
     if ctl[DEAD]:
         _unlist_revived(heads, st, ctl, dead, _widths(heads, st))
     return ctl[DEAD]
