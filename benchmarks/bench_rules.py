@@ -448,13 +448,15 @@ def _machine_floor(target_us: float, count: int) -> tuple[int, dict[str, float]]
     times as the decisions are: what the machine alone (interrupts, neighbours, frequency)
     adds to the tail of a computation that never varies."""
     clock = time.perf_counter_ns
-    probe = []
-    for _ in range(300):
-        start = clock()
-        _floor_loop(1_000)
-        probe.append(clock() - start)
-    per_iteration_us = sorted(probe)[150] / 1000 / 1_000
-    iterations = max(1, round(target_us / per_iteration_us))
+    iterations = 1_000
+    for _ in range(3):  # sized, then resized at that size (a first guess was off by 45 %)
+        probe = []
+        for _ in range(500):
+            start = clock()
+            _floor_loop(iterations)
+            probe.append(clock() - start)
+        median_us = sorted(probe)[250] / 1000
+        iterations = max(1, round(iterations * target_us / median_us))
     samples = [0] * count
     for i in range(count):
         start = clock()
