@@ -1,17 +1,23 @@
-"""The kernel call's argument types: padded so that packs of many sizes share a few compiled
-versions of ``keyed.decide`` (a new one compiles for seconds while a pack loads)."""
+"""The kernel call: its argument types, padded so that packs of many sizes share a few
+compiled versions of ``keyed.decide`` (a new one compiles for seconds while a pack loads),
+and the room it finds before it changes anything."""
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fengkong.rules.component import RulesComponent
 from fengkong.rules.events import RulePackLoaded
+from fengkong.rules.flat import keyed, tally
 from fengkong.rules.flat.keyed import padded
+from fengkong.rules.flat.pool import FlatPool
+from fengkong.rules.flat.windows import FlatExtremumWindow
+from fengkong.rules.windows import ExtremumWindow
 
 T0 = 1_767_225_600_000
 
@@ -72,3 +78,32 @@ def test_packs_of_one_to_nine_flat_updates_share_three_argument_sizes():
         assert _arguments(step.source) == padded(4 + total, 8)
         sizes.add(_arguments(step.source))
     assert sizes == {8, 12, 16}  # 5 to 13 arguments: nine sizes unpadded
+
+
+def test_an_owed_key_updated_again_starts_over_even_when_the_slab_is_full():
+    """A key an owed sweep dropped but has not popped yet, updated in a decision: it starts
+    over at the back (``keyed._update``). A min/max key then needs a new chunk though its old
+    one had room: the call must find that before it changes anything, and grow the slab."""
+    g, n = 10, 3
+    reference = ExtremumWindow(g, n, 100, 1, max, -1)
+    pool = FlatPool()
+    pool.slab, pool.meta = tally.new_slab(3)
+    store = FlatExtremumWindow(g, n, 100, 1, max, -1, pool)
+    for window in (reference, store):
+        window.add("a", 5, 100, 100)  # a class-0 chunk
+        window.add("a", 3, 110, 110)  # a class-1 chunk (the slab grows to 12 words)
+        window.add("b", 7, 110, 110)  # takes the class-0 chunk "a" let go
+        window.add("c", 7, 110, 110)  # a new class-0 chunk: every word is carved
+        assert window.read("a", 130) == 3  # bucket 10 expired: "a" has room at its end
+        window.defer(11)  # bucket 11 leaves the window: "a", "b" and "c" are owed
+    assert int(pool.meta[-1]) == len(pool.slab) == 12
+    reference.add("a", 4, 150, 150)
+    gid = store.table.ids["a"]
+    plan = np.array([0, 1, store.slot, 3, 4], np.int64)
+    args = (150, 150, keyed.UPDATES, gid, 0, 4)  # no FIRST: the owed sweep is not drained
+    out = np.zeros(1, np.int64)
+    while (listed := keyed.decide(*pool.arrays, plan, out, args)) < 0:
+        pool.grow(listed)
+    pool.reap(listed)
+    assert store.state() == reference.state()
+    assert store.read("a", 150) == reference.read("a", 150) == 4

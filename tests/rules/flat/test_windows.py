@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fengkong.rules.flat import tally
 from fengkong.rules.flat.pool import FlatPool
 from fengkong.rules.flat.windows import FlatCountWindow, FlatExtremumWindow, FlatSumWindow
 from fengkong.rules.windows import CountWindow, ExtremumWindow, SumWindow
@@ -52,11 +53,15 @@ def _extremum(pick, scale):
     ],
     ids=["count", "sum", "decimal-sum", "min", "max", "decimal-max"],
 )
+@pytest.mark.parametrize("slab_words", [3 * 1024, 3], ids=["slab", "tiny-slab"])
 @settings(max_examples=300, deadline=None)
 @given(stream=events)
-def test_the_flat_store_decides_and_keeps_what_the_python_store_does(python, flat, stream):
+def test_the_flat_store_decides_and_keeps_what_the_python_store_does(
+    python, flat, slab_words, stream
+):
     reference = python()
     pool = FlatPool()
+    pool.slab, pool.meta = tally.new_slab(slab_words)  # tiny: every other update grows it
     store = flat(pool)
     now = 1_000
     for key, step, late, value, then in stream:

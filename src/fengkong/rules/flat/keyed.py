@@ -215,11 +215,15 @@ def _update(heads, slab, meta, st, ctl, dead, s, g, idx, cutoff, hi, lo):
 @nb.njit(cache=True)
 def _space(heads, st, s, g, words):
     """Slab words one more update of id ``g`` in store ``s`` may carve, added to ``words``
-    (a whole chunk of the class it may need; free chunks are not counted)."""
+    (a whole chunk of the class it may need; free chunks are not counted). A min or max
+    may need a first chunk even for a key it holds: one an owed sweep dropped starts over
+    (:func:`_update`), its chunk let go."""
     head = heads[st[s, TABLE]]
     r = g * st[s, WIDTH] + st[s, J]
     c = tally._needs_chunk(head, r)
-    if head[r, HELD] == 0 and st[s, KIND] == SUM:  # a new key's first bucket is in its row
+    if st[s, KIND] != SUM:
+        c = max(c, 0)
+    elif head[r, HELD] == 0:  # a new key's first bucket is in its row
         c = -1
     return words + (3 * (1 << c) if c >= 0 else 0)
 
