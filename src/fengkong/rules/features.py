@@ -10,14 +10,18 @@ from typing import Any
 from fengkong.rules.durations import DAY, SECOND, format_duration, parse_duration
 from fengkong.rules.errors import Problem, ProblemCode
 from fengkong.rules.flat.pool import FlatPool
-from fengkong.rules.flat.windows import FlatCountWindow, FlatExtremumWindow, FlatSumWindow
+from fengkong.rules.flat.windows import (
+    FlatCountWindow,
+    FlatExtremumWindow,
+    FlatLastWindow,
+    FlatSumWindow,
+)
 from fengkong.rules.schema import NUMERIC, FieldType, Type, event_kind, fields_of
 from fengkong.rules.windows import (
     DECIMAL_SCALE,
     DistinctWindow,
     ExtremumWindow,
     KeyedWindow,
-    LastWindow,
     SumWindow,
 )
 
@@ -307,8 +311,8 @@ def _default(agg, raw, value_type, bad) -> Any:
 def build_store(spec: FeatureSpec, pool: FlatPool | None = None) -> KeyedWindow:
     """A fresh window store for a (non-ratio) feature. Counts, and sums, minimums and maximums
     of integer or decimal fields, keep their keys in ``pool`` (the pack's, see
-    :mod:`fengkong.rules.flat`; a pool of their own if ``None``); those of ``float`` fields,
-    distinct counts and last values stay Python objects."""
+    :mod:`fengkong.rules.flat`; a pool of their own if ``None``), as do last values; those
+    of ``float`` fields and distinct counts stay Python objects."""
     decimal = spec.value_field is not None and spec.value_field.decimal
     scale = DECIMAL_SCALE if decimal else 1
     g, n, keys = spec.bucket_ms, spec.buckets, spec.max_keys
@@ -327,7 +331,7 @@ def build_store(spec: FeatureSpec, pool: FlatPool | None = None) -> KeyedWindow:
         return ExtremumWindow(g, n, keys, scale, pick, spec.default)
     if spec.agg == "distinct":
         return DistinctWindow(g, n, keys, spec.exact_limit, scale)
-    return LastWindow(g, n, keys, scale, spec.default)
+    return FlatLastWindow(g, n, keys, scale, spec.default, pool or FlatPool(), spec.key)
 
 
 class RatioFeature:

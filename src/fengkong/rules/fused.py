@@ -51,7 +51,7 @@ from fengkong.rules.codegen import _compile
 from fengkong.rules.events import FiredRule
 from fengkong.rules.features import FeatureSpec
 from fengkong.rules.flat import keyed, tally
-from fengkong.rules.flat.windows import FlatCountWindow, FlatExtremumWindow
+from fengkong.rules.flat.windows import FlatCountWindow, FlatExtremumWindow, FlatLastWindow
 from fengkong.rules.outcomes import SEVERITY, Outcome
 from fengkong.rules.windows import (
     _HEAD,
@@ -132,6 +132,7 @@ class _Writer:
         self.gids: dict[tuple[int, str], str] = {}
         self.flat_reads: list[tuple[str, str, str]] = []
         self.flat_updates: list[tuple[str, str, list[str], str]] = []
+        self.flat_values: dict[int, str] = {}  # a last value's update -> its value's code
 
     def store(self, name: str) -> tuple[str, str, KeyedWindow]:
         """Globals ``S_name`` (the store), ``D_name`` (its keys), and ``D_name_get`` /
@@ -739,7 +740,11 @@ def _flat_collect(w: _Writer, plan: Any) -> None:
         tests += [w.key(term.strip()) for term in guard.split(" and ") if term.strip()]
         if value_code.startswith("ev."):
             value_code = w.key(value_code)
-        amount = "1" if type(store) is FlatCountWindow else value_code
+        amount = value_code
+        if type(store) is FlatCountWindow or isinstance(store, FlatLastWindow):
+            amount = "1"
+        if isinstance(store, FlatLastWindow):  # kept by the step if the row takes the event
+            w.flat_values[len(w.flat_updates)] = value_code
         w.flat_updates.append((feature, w.key(key_code), tests, amount))
 
 
@@ -849,26 +854,37 @@ def _flat_call(w: _Writer, what: int) -> list[str]:
     size = keyed.padded(len(args), 8)
     w.namespace["FK"] = _entry(w, size)
     args = ", ".join(args + ["0"] * (size - len(args)))
-    w.namespace["FO"] = np.zeros(max(1, 3 * len(w.flat_reads)), np.int64)
+    w.namespace["FO"] = np.zeros(max(1, 3 * len(w.flat_reads) + len(w.flat_updates)), np.int64)
     w.namespace["FP_grow"] = pool.grow
     w.namespace["FP_reap"] = pool.reap
     call = f"FK(FP.heads, FP.slab, FP.meta, FP.st, FP.ctl, FP.dead, FPLAN, FO, ({args},))"
     lines = [f"_d = {call}", "while _d < 0:", "    FP_grow(_d)", f"    _d = {call}"]
     lines += ["if _d:", "    FP_reap(_d)"]
-    if what & keyed.UPDATES and not what & keyed.READS:
-        return lines
     if not what & keyed.UPDATES and w.flat_updates:  # ids died: look the updates' up again
         lines += [f"    {gid} = T{table}_get({key}, -1)" for (table, key), gid in w.gids.items()]
-    lines.append("fo_ = FO.tolist()")
-    for j, (feature, _, local) in enumerate(w.flat_reads):
+    if what & keyed.READS or (what & keyed.UPDATES and w.flat_values):
+        lines.append("fo_ = FO.tolist()")
+    for j, (feature, gid, local) in enumerate(w.flat_reads if what & keyed.READS else ()):
         store = w.stores[feature]
         value = f"fo_[{3 * j + 2}]"  # (present, hi, lo): keyed.decide
-        if type(store) is not FlatCountWindow:
+        if isinstance(store, FlatLastWindow):
+            w.namespace[f"LV_{feature}"] = store.values
+            value = _scaled(f"LV_{feature}[{gid}]", store.scale)
+        elif type(store) is not FlatCountWindow:
             value = _scaled(f"(fo_[{3 * j + 1}] * {tally.BASE!r} + {value})", store.scale)
-        if isinstance(store, FlatExtremumWindow):
+        if isinstance(store, (FlatExtremumWindow, FlatLastWindow)):
             w.namespace[f"X_{feature}"] = store.default
             value = f"{value} if fo_[{3 * j}] else X_{feature}"
         lines.append(f"{local} = {value}")
+    if what & keyed.UPDATES:  # after the reads: a last value read is the one before the event
+        runs = _flat_names(w)[2]
+        for j, value_code in w.flat_values.items():
+            feature = w.flat_updates[j][0]
+            w.namespace[f"LV_{feature}"] = w.stores[feature].values
+            lines += [
+                f"if fo_[{3 * len(w.flat_reads) + j}]:",
+                f"    LV_{feature}[{runs[j][0]}] = {value_code}",
+            ]
     return lines
 
 

@@ -1,7 +1,7 @@
-"""The flat count, sum, min and max stores against ``CountWindow``, ``SumWindow`` and
-``ExtremumWindow``, event by event: the same reads, the same keys in the same update order,
-the same canonical state, through late events, owed sweeps drained a few keys at a time,
-``max_keys`` evictions and restores."""
+"""The flat count, sum, min, max and last-value stores against ``CountWindow``,
+``SumWindow``, ``ExtremumWindow`` and ``LastWindow``, event by event: the same reads, the
+same keys in the same update order, the same canonical state, through late events, owed
+sweeps drained a few keys at a time, ``max_keys`` evictions and restores."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from hypothesis import strategies as st
 
 from fengkong.rules.flat import tally
 from fengkong.rules.flat.pool import FlatPool
-from fengkong.rules.flat.windows import FlatCountWindow, FlatExtremumWindow, FlatSumWindow
-from fengkong.rules.windows import CountWindow, ExtremumWindow, SumWindow
+from fengkong.rules.flat.windows import (
+    FlatCountWindow,
+    FlatExtremumWindow,
+    FlatLastWindow,
+    FlatSumWindow,
+)
+from fengkong.rules.windows import CountWindow, ExtremumWindow, LastWindow, SumWindow
 
 G, N, MAX_KEYS = 10, 6, 4
 
@@ -50,8 +55,12 @@ def _extremum(pick, scale):
         _extremum(min, 1),
         _extremum(max, 1),
         _extremum(max, 10**18),
+        (
+            lambda: LastWindow(G, N, MAX_KEYS, 1, -1),
+            lambda p: FlatLastWindow(G, N, MAX_KEYS, 1, -1, p),
+        ),
     ],
-    ids=["count", "sum", "decimal-sum", "min", "max", "decimal-max"],
+    ids=["count", "sum", "decimal-sum", "min", "max", "decimal-max", "last"],
 )
 @pytest.mark.parametrize("slab_words", [3 * 1024, 3], ids=["slab", "tiny-slab"])
 @settings(max_examples=300, deadline=None)

@@ -49,8 +49,11 @@ ROW_WIDTH = tally.TALLY_WIDTH + 4
 # columns of ``st``
 FRONT, BACK, KEYS, SWEPT, OWED, DUE, G, N, SPAN, MAX_KEYS, TABLE, J, WIDTH, KIND = range(14)
 ST_WIDTH = 14
-# a store's ``KIND``: a count or sum (a count adds 1), a minimum or a maximum (:mod:`.extremum`)
-SUM, MIN, MAX = range(3)
+# a store's ``KIND``: a count or sum (a count adds 1), a minimum or a maximum (:mod:`.extremum`),
+# or a last value (the row holds its bucket in ``LAST`` and its time in ``TS``; the value is
+# the owner's, by id: see ``decide``)
+SUM, MIN, MAX, LATEST = range(4)
+TS = tally.TOTAL_HI
 # ``ctl``
 DEAD, EPOCH = range(2)
 CTL_WIDTH = 2
@@ -167,7 +170,8 @@ def _begin(heads, slab, meta, st, ctl, dead, now, drain_owed):
 def _value(heads, slab, meta, st, s, g, cutoff):
     """Store ``s``'s value for id ``g`` (``-1``: a key its table does not hold) at
     ``cutoff``, its expired buckets dropped: ``(present, hi, lo)``; a total is always
-    present (0 for a key not held), an extremum only while the key has a live bucket."""
+    present (0 for a key not held), an extremum or a last value only while the key has a
+    live bucket."""
     if g < 0:
         return 0, 0, 0
     head = heads[st[s, TABLE]]
@@ -177,6 +181,8 @@ def _value(heads, slab, meta, st, s, g, cutoff):
     if st[s, KIND] == SUM:
         tally.expire(head, slab, meta, r, cutoff)
         return 1, head[r, TOTAL_HI], head[r, TOTAL_LO]
+    if st[s, KIND] == LATEST:  # the owner holds the value (``LastWindow.read``)
+        return (1 if head[r, LAST] > cutoff else 0), 0, 0
     extremum.expire(head, slab, meta, r, cutoff)
     if head[r, LAST] == tally.NEVER:
         return 0, 0, 0
@@ -185,10 +191,13 @@ def _value(heads, slab, meta, st, s, g, cutoff):
 
 
 @nb.njit(cache=True)
-def _update(heads, slab, meta, st, ctl, dead, s, g, idx, cutoff, hi, lo):
+def _update(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo):
     """``CountWindow._fold`` of amount ``(hi, lo)`` into bucket ``idx`` (in the window) of id
-    ``g`` in store ``s``. A key an owed sweep dropped but has not popped yet (its newest
-    bucket at or before ``SWEPT``) starts over at the back, as it would once settled."""
+    ``g`` in store ``s`` (an extremum's fold for a min or max; for a last value, the event at
+    ``ts`` takes the row if it is the latest, ``LastWindow.add``). A key an owed sweep dropped
+    but has not popped yet (its newest bucket at or before ``SWEPT``) starts over at the
+    back, as it would once settled. Returns 1 if a last value's row took the event (its
+    owner then keeps the event's value), else 0."""
     head = heads[st[s, TABLE]]
     r = g * st[s, WIDTH] + st[s, J]
     if head[r, HELD] != 0:
@@ -206,10 +215,18 @@ def _update(heads, slab, meta, st, ctl, dead, s, g, idx, cutoff, hi, lo):
             if st[s, KEYS] >= st[s, MAX_KEYS]:
                 _drop(head, slab, meta, st, ctl, dead, s, st[s, FRONT])
         _take(head, st, s, r)
-    if st[s, KIND] == SUM:
+    kind = st[s, KIND]
+    if kind == SUM:
         tally.add(head, slab, meta, r, idx, hi, lo)
+    elif kind == LATEST:
+        if head[r, LAST] == tally.NEVER or ts >= head[r, TS]:
+            head[r, FIRST] = idx
+            head[r, LAST] = idx
+            head[r, TS] = ts
+            return 1
     else:
-        extremum.add(head, slab, meta, r, idx, hi, lo, st[s, KIND] == MIN)
+        extremum.add(head, slab, meta, r, idx, hi, lo, kind == MIN)
+    return 0
 
 
 @nb.njit(cache=True)
@@ -221,7 +238,9 @@ def _space(heads, st, s, g, words):
     head = heads[st[s, TABLE]]
     r = g * st[s, WIDTH] + st[s, J]
     c = tally._needs_chunk(head, r)
-    if st[s, KIND] != SUM:
+    if st[s, KIND] == LATEST:
+        c = -1
+    elif st[s, KIND] != SUM:
         c = max(c, 0)
     elif head[r, HELD] == 0:  # a new key's first bucket is in its row
         c = -1
@@ -296,8 +315,9 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
 
     Read ``j``'s value at its cutoff goes to ``out[3j:3j+3]`` as ``(present, hi, lo)``
     (:func:`_value`), before any update. Each update inside its window folds the event
-    (:func:`_update`); then each store updated whose cutoff passed its last sweep owes the
-    sweep (``KeyedWindow.defer``).
+    (:func:`_update`; ``out[3 * reads + j]`` is 1 where a last value's row took the event,
+    for its owner to keep the event's value); then each store updated whose cutoff passed
+    its last sweep owes the sweep (``KeyedWindow.defer``).
     Returns the dead ids listed, or ``NEED_SLAB`` (nothing changed)."""
     now = args[0]
     ts = args[1]
@@ -323,6 +343,7 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
     for j in range(updates):
         p = at + 3 * j
         g = args[plan[p + 1]]
+        out[3 * reads + j] = 0
         if g < 0:
             continue
         s = plan[p]
@@ -331,7 +352,9 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
         if idx > cutoff:
             h = plan[p + 2]
             hi, lo = (0, 1) if h < 0 else (args[h], args[h + 1])
-            _update(heads, slab, meta, st, ctl, dead, s, g, idx, cutoff, hi, lo)
+            out[3 * reads + j] = _update(
+                heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo
+            )
     for j in range(updates):
         p = at + 3 * j
         if args[plan[p + 1]] < 0:
@@ -354,13 +377,13 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
 
 
 @nb.njit(cache=True)
-def add(heads, slab, meta, st, ctl, dead, s, g, idx, cutoff, hi, lo):
+def add(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo):
     """``CountWindow.add`` after its checks: fold, then sweep at once if the cutoff passed the
     last sweep. Returns the dead ids listed, or ``NEED_SLAB``."""
     if meta[-1] + _space(heads, st, s, g, 0) > len(slab):
         return NEED_SLAB
     _begin(heads, slab, meta, st, ctl, dead, 0, False)
-    _update(heads, slab, meta, st, ctl, dead, s, g, idx, cutoff, hi, lo)
+    _update(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo)
     if cutoff > st[s, SWEPT]:
         _sweep(heads, slab, meta, st, ctl, dead, s, cutoff)
     _settle_id(heads, st, ctl, dead, s, g)

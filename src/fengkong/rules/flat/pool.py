@@ -39,9 +39,21 @@ class KeyTable:
     ``None``: free), ``free`` (the ids let go, taken again first), ``unused`` (the first id
     never taken), ``ready`` (the ids below it have empty rows; the rows above are zeros until
     :meth:`FlatPool.fresh` nears them), and ``head``, ``width`` rows per id (one per store of
-    the table: ``j``, from ``free_js`` when a store closed)."""
+    the table: ``j``, from ``free_js`` when a store closed), and ``last_values``: the values of
+    the table's last-value stores, by id."""
 
-    __slots__ = ("free", "free_js", "head", "ids", "index", "key_of", "ready", "unused", "width")
+    __slots__ = (
+        "free",
+        "free_js",
+        "head",
+        "ids",
+        "index",
+        "key_of",
+        "last_values",
+        "ready",
+        "unused",
+        "width",
+    )
 
     def __init__(self, index: int, capacity: int) -> None:
         self.index = index
@@ -53,6 +65,7 @@ class KeyTable:
         self.width = 0
         self.head = tally.empty_rows(0, ROW_WIDTH)
         self.free_js: list[int] = []
+        self.last_values: list[dict[int, Any]] = []
 
 
 class FlatPool:
@@ -186,6 +199,8 @@ class FlatPool:
             del table.ids[key]
             table.key_of[g] = None
             table.free.append(g)
+            for values in table.last_values:
+                values.pop(g, None)
 
     def _rearrayed(self) -> None:
         """After a table's head changed: the tuple the kernels take (padded, see

@@ -97,9 +97,13 @@ class FlatCountWindow(KeyedWindow):
         if gid < 0:
             gid = pool.fresh(self.table, key)
         hi, lo = tally.split(self._amount(value))
-        while (listed := keyed.add(*pool.arrays, self.slot, gid, idx, cutoff, hi, lo)) < 0:
+        while (listed := keyed.add(*pool.arrays, self.slot, gid, ts, idx, cutoff, hi, lo)) < 0:
             pool.grow(listed)
+        self._took(gid, ts, idx, value)
         pool.reap(listed)
+
+    def _took(self, gid: int, ts: int, idx: int, value: Any) -> None:
+        """After an update of id ``gid`` (a last value keeps the event's value here)."""
 
     def _amount(self, value: Any) -> int:
         return 1
@@ -169,14 +173,18 @@ class FlatCountWindow(KeyedWindow):
         st = pool.st
         st[self.slot, SWEPT] = data["swept"]
         st[self.slot, OWED] = 0
-        for key_data, pairs in data["keys"]:
+        for key_data, key_state in data["keys"]:
             key = _key_in(key_data)
             gid = self.table.ids.get(key, -1)
             if gid < 0:
                 gid = pool.fresh(self.table, key)
             row = keyed.append(pool.heads, pool.st, self.slot, gid)
-            for idx, amount in pairs:
-                self._fold(row, idx, self._in(amount))
+            self._restore_key(row, key_state)
+
+    def _restore_key(self, row: int, data: Any) -> None:
+        """A snapshot's state of one key into its new ``row``."""
+        for idx, amount in data:
+            self._fold(row, idx, self._in(amount))
 
     def _fold(self, row: int, idx: int, amount: int) -> None:
         """Fold a snapshot's bucket into ``row`` (buckets come in ascending order)."""
@@ -252,3 +260,74 @@ class FlatExtremumWindow(FlatCountWindow):
         hi, lo = tally.split(value)
         while extremum.add(self.table.head, pool.slab, pool.meta, row, idx, hi, lo, self.lowest):
             pool.grow(keyed.NEED_SLAB)
+
+
+class FlatLastWindow(FlatCountWindow):
+    """The value of the latest event (by event time, then arrival) per key in the window:
+    :class:`~fengkong.rules.windows.LastWindow` with its bucket and time in the pool's rows
+    (so that its keys' order, sweeps and evictions are the kernel's) and its values here,
+    by key id (``values``; the pool drops an id's value when the id dies)."""
+
+    __slots__ = ("default", "values")
+
+    def __init__(
+        self,
+        g: int,
+        n: int,
+        max_keys: int,
+        scale: int,
+        default: Any,
+        pool: FlatPool,
+        fields: tuple = ("k",),
+    ) -> None:
+        super().__init__(g, n, max_keys, scale, pool, fields, keyed.LATEST)
+        self.default = default
+        self.values: dict[int, Any] = {}
+        self.table.last_values.append(self.values)
+
+    def close(self) -> None:
+        self.table.last_values.remove(self.values)
+        super().close()
+
+    def _amount(self, value: Any) -> int:
+        return 1
+
+    def _took(self, gid: int, ts: int, idx: int, value: Any) -> None:
+        row = gid * self.table.width + self.pool.st.item(self.slot, J)
+        head = self.table.head
+        if head.item(row, tally.LAST) == idx and head.item(row, keyed.TS) == ts:
+            self.values[gid] = value  # the row took the event (or one at the same time)
+
+    def read(self, key: Any, now: int) -> Any:
+        pool = self.pool
+        if pool.st.item(self.slot, OWED):
+            self.settle()
+        gid = self.table.ids.get(key, -1)
+        table = self.table
+        row = gid * table.width + pool.st.item(self.slot, J)
+        if (
+            gid < 0
+            or not table.head.item(row, HELD)
+            or table.head.item(row, tally.LAST) <= now // self.g - self.n
+        ):
+            return self.default
+        value = self.values[gid]
+        return value / self.scale if self.scale != 1 else value
+
+    def state(self) -> dict:
+        self.settle()
+        table = self.table
+        head = table.head
+        keys = []
+        for row in self._rows():
+            gid = row // table.width
+            idx, ts = int(head[row, tally.LAST]), int(head[row, keyed.TS])
+            keys.append([_key_out(table.key_of[gid]), [idx, ts, self._out(self.values[gid])]])
+        return {"swept": self._swept, "keys": keys}
+
+    def _restore_key(self, row: int, data: Any) -> None:
+        idx, ts, value = data
+        head = self.table.head
+        head[row, tally.FIRST] = head[row, tally.LAST] = idx
+        head[row, keyed.TS] = ts
+        self.values[row // self.table.width] = self._in(value)
