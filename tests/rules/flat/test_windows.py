@@ -120,3 +120,18 @@ def test_thousands_of_keys_grow_the_table_and_slab_and_reuse_ids_as_the_python_s
     assert store.state() == reference.state()
     assert len(store.table.key_of) >= 8_192  # doubled past the 1,024-id blocks
     assert len(store.table.ids) == len(store) < 10_000  # expired keys' ids let go
+
+
+def test_a_closed_last_value_store_leaves_the_others_values_kept_in_step():
+    """Closing a store detaches its own values (by identity: an empty dict equals another
+    store's empty dict); a key id's values still leave every other store with the id."""
+    pool = FlatPool()
+    one = FlatLastWindow(G, N, MAX_KEYS, 1, -1, pool)
+    two = FlatLastWindow(G, N, MAX_KEYS, 1, -1, pool)
+    assert one.table is two.table and one.values == two.values == {}
+    two.close()
+    assert [v is one.values for v in one.table.last_values] == [True]
+    one.add("a", 7, 1_000, 1_000)
+    assert one.read("a", 1_000) == 7 and len(one.values) == 1
+    one.add("b", 8, 1_000 + G * (N + 1), 1_000 + G * (N + 1))  # "a" expires and is swept
+    assert list(one.keys) == ["b"] and list(one.values) == [one.table.ids["b"]]

@@ -286,7 +286,8 @@ class FlatLastWindow(FlatCountWindow):
         self.table.last_values.append(self.values)
 
     def close(self) -> None:
-        self.table.last_values.remove(self.values)
+        table = self.table  # by identity: another store's dict may be equal to this one
+        table.last_values = [values for values in table.last_values if values is not self.values]
         super().close()
 
     def _amount(self, value: Any) -> int:
