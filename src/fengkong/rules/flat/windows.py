@@ -159,13 +159,15 @@ class FlatCountWindow(KeyedWindow):
     def state(self) -> dict:
         self.settle()
         table = self.table
-        out = self._out
-        keys = []
-        for row in self._rows():
-            pairs = tally.buckets(table.head, self.pool.slab, row)
-            key = table.key_of[row // table.width]
-            keys.append([_key_out(key), [[idx, out(amount)] for idx, amount in pairs]])
+        keys = [
+            [_key_out(table.key_of[row // table.width]), self._row_out(row)] for row in self._rows()
+        ]
         return {"swept": self._swept, "keys": keys}
+
+    def _row_out(self, row: int) -> Any:
+        """One key's state, as the Python store's ``_state_out`` writes it."""
+        pairs = tally.buckets(self.table.head, self.pool.slab, row)
+        return [[idx, self._out(amount)] for idx, amount in pairs]
 
     def restore(self, data: dict) -> None:
         pool = self.pool
@@ -242,16 +244,9 @@ class FlatExtremumWindow(FlatCountWindow):
         best = tally.joined(int(out[1]), int(out[2]))
         return best / self.scale if self.scale != 1 else best
 
-    def state(self) -> dict:
-        self.settle()
-        table = self.table
-        out = self._out
-        keys = []
-        for row in self._rows():
-            pairs = extremum.pairs(table.head, self.pool.slab, row)
-            key = table.key_of[row // table.width]
-            keys.append([_key_out(key), [[b, out(tally.joined(hi, lo))] for b, hi, lo in pairs]])
-        return {"swept": self._swept, "keys": keys}
+    def _row_out(self, row: int) -> Any:
+        pairs = extremum.pairs(self.table.head, self.pool.slab, row)
+        return [[idx, self._out(tally.joined(hi, lo))] for idx, hi, lo in pairs]
 
     def _fold(self, row: int, idx: int, value: int) -> None:
         """A snapshot's pairs in bucket order make the queue they would (a pair a later one
@@ -315,16 +310,10 @@ class FlatLastWindow(FlatCountWindow):
         value = self.values[gid]
         return value / self.scale if self.scale != 1 else value
 
-    def state(self) -> dict:
-        self.settle()
-        table = self.table
-        head = table.head
-        keys = []
-        for row in self._rows():
-            gid = row // table.width
-            idx, ts = int(head[row, tally.LAST]), int(head[row, keyed.TS])
-            keys.append([_key_out(table.key_of[gid]), [idx, ts, self._out(self.values[gid])]])
-        return {"swept": self._swept, "keys": keys}
+    def _row_out(self, row: int) -> Any:
+        head = self.table.head
+        value = self.values[row // self.table.width]
+        return [int(head[row, tally.LAST]), int(head[row, keyed.TS]), self._out(value)]
 
     def _restore_key(self, row: int, data: Any) -> None:
         idx, ts, value = data
