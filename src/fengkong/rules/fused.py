@@ -126,8 +126,8 @@ class _Writer:
         self._span: dict[tuple[int, int], str] = {}
         self._keys: dict[str, str] = {}
         self.namespace: dict[str, Any] = {}
-        # flat stores (see _flat_reads, _flat_updates): the key id locals per (table, key),
-        # then (feature, id local, value local) per read and (feature, id local, tests,
+        # flat stores (see _flat_collect, _flat_call): the key id locals per (table, key),
+        # then (feature, id local, value local) per read and (feature, key local, tests,
         # amount) per update
         self.gids: dict[tuple[int, str], str] = {}
         self.flat_reads: list[tuple[str, str, str]] = []
