@@ -285,9 +285,6 @@ class FlatLastWindow(FlatCountWindow):
         table.last_values = [values for values in table.last_values if values is not self.values]
         super().close()
 
-    def _amount(self, value: Any) -> int:
-        return 1
-
     def _took(self, gid: int, ts: int, idx: int, value: Any) -> None:
         row = gid * self.table.width + self.pool.st.item(self.slot, J)
         head = self.table.head
