@@ -432,9 +432,11 @@ def step(
     captured: dict[str, str] = {}  # feature -> local holding its state (own-key reads only)
     body: list[str] = []
     lookups: list[str] = []
+    own_reads: list[str] = []  # features read with the store's own read (see _settled_first)
     for line, local in zip(reads.lines, reads.labels, strict=True):
         meta = reads.features.get(local)
         if meta is None or specs[meta[0]].ratio:
+            own_reads += [meta[0]] if meta else []
             body.append(line)
             continue
         feature, key_code, own_key = meta
@@ -449,6 +451,7 @@ def step(
         if flat is not None:  # a key computed from a read: the store's own read
             s_name, _, _ = w.store(feature)
             body.append(f"{local} = {s_name}.read({key}, now)")
+            own_reads.append(feature)
             continue
         read = _read(w, feature, key, local, state)
         if _KEY_LOCAL.fullmatch(key):
@@ -470,7 +473,10 @@ def step(
         f"{local} = None if {captured[f]} is None else _dget({captured[f]}, {value})"
         for f, (local, value) in found.items()
     ]
-    lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, *_OWING, "    try:"]
+    lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, *_OWING]
+    filters = [feature for feature, _, _ in plan.update_reads.features.values()]
+    lines += _settled_first(w, [*own_reads, *filters])
+    lines.append("    try:")
     lines += _indent(body, 8) or ["        pass"]
     lines += ["    except _Error as exc:"]
     if fallback is not None:
@@ -501,6 +507,25 @@ def step(
     namespace.update(w.namespace)
     namespace["_FALLBACK"] = fallback
     return _compile(name, lines, namespace)
+
+
+def _settled_first(w: _Writer, features: list[str]) -> list[str]:
+    """Settle, before the key ids are looked up, the owed sweeps of the flat stores among
+    ``features`` (those the step reads with the store's own ``read``, or through a ratio):
+    such a read settles its store first (as the Python stores' reads do), which lets go of
+    ids, and the ids the step looked up before it would be stale in the kernel call after
+    it."""
+    parts = [part for feature in features for part in w.specs[feature].ratio or (feature,)]
+    lines = []
+    for part in dict.fromkeys(parts):
+        store = w.flat(part)
+        if store is not None:
+            w.namespace[f"S_{part}"] = store
+            lines += [
+                f"    if FP.st.item({store.slot!r}, {keyed.OWED!r}):",
+                f"        S_{part}.settle()",
+            ]
+    return lines
 
 
 def _rules(plan: Any, label: str) -> tuple[list[str], dict[str, Any]]:
