@@ -17,8 +17,7 @@ place and drops the earlier triples it beats (the standard "ascending minima" qu
 
 from __future__ import annotations
 
-import numba as nb
-
+from fengkong.rules.flat.jit import kernel
 from fengkong.rules.flat.tally import (
     CHUNK,
     CLASS,
@@ -36,7 +35,7 @@ from fengkong.rules.flat.tally import (
 )
 
 
-@nb.njit(cache=True)
+@kernel
 def _beats(lowest, a_hi, a_lo, b_hi, b_lo):
     """Whether value ``a`` equals or beats ``b`` (``<=`` for a minimum, ``>=`` for a
     maximum)."""
@@ -45,7 +44,7 @@ def _beats(lowest, a_hi, a_lo, b_hi, b_lo):
     return a_lo <= b_lo if lowest else a_lo >= b_lo
 
 
-@nb.njit(cache=True)
+@kernel
 def _empty(head, slab, meta, i):
     """Id ``i``'s queue emptied, its chunk freed."""
     if head[i, CHUNK] >= 0:
@@ -58,7 +57,7 @@ def _empty(head, slab, meta, i):
     head[i, LAST] = NEVER
 
 
-@nb.njit(cache=True)
+@kernel
 def _ends(head, slab, i):
     """``FIRST`` and ``LAST`` from id ``i``'s triples (the queue is not empty)."""
     at = head[i, CHUNK] + 3 * head[i, START]
@@ -66,7 +65,7 @@ def _ends(head, slab, i):
     head[i, LAST] = slab[at + 3 * (head[i, LENGTH] - 1)]
 
 
-@nb.njit(cache=True)
+@kernel
 def expire(head, slab, meta, i, cutoff):
     """Drop id ``i``'s triples at or before ``cutoff`` (``_expire_queue``)."""
     if head[i, FIRST] > cutoff:
@@ -83,14 +82,14 @@ def expire(head, slab, meta, i, cutoff):
     head[i, FIRST] = slab[at + 3 * dropped]
 
 
-@nb.njit(cache=True)
+@kernel
 def best(head, slab, i):
     """The extremum of id ``i``'s non-empty queue: ``(hi, lo)``."""
     at = head[i, CHUNK] + 3 * head[i, START]
     return slab[at + 1], slab[at + 2]
 
 
-@nb.njit(cache=True)
+@kernel
 def add(head, slab, meta, i, idx, hi, lo, lowest):
     """Fold value ``(hi, lo)`` at bucket ``idx`` (in the window; expired triples need not
     have been dropped) into id ``i``'s queue: ``ExtremumWindow.add`` past its key
@@ -123,7 +122,7 @@ def add(head, slab, meta, i, idx, hi, lo, lowest):
     return 0
 
 
-@nb.njit(cache=True)
+@kernel
 def _late(head, slab, meta, i, idx, hi, lo, lowest):
     """``ExtremumWindow._insert``: a value at bucket ``idx``, older than the newest."""
     at = head[i, CHUNK] + 3 * head[i, START]

@@ -40,6 +40,7 @@ from typing import Any
 import numba as nb
 
 from fengkong.rules.flat import extremum, tally
+from fengkong.rules.flat.jit import kernel
 from fengkong.rules.flat.tally import LAST, TOTAL_HI, TOTAL_LO
 from fengkong.rules.windows import DRAIN
 
@@ -62,7 +63,7 @@ TABLE_SHIFT = 40  # a dead id is listed as (table << TABLE_SHIFT) | id
 _ALL = 2**62
 
 
-@nb.njit(cache=True)
+@kernel
 def _link_back(head, st, s, r):
     back = st[s, BACK]
     head[r, PREV] = back
@@ -74,7 +75,7 @@ def _link_back(head, st, s, r):
     st[s, BACK] = r
 
 
-@nb.njit(cache=True)
+@kernel
 def _unlink(head, st, s, r):
     before = head[r, PREV]
     after = head[r, NEXT]
@@ -88,7 +89,7 @@ def _unlink(head, st, s, r):
         head[after, PREV] = before
 
 
-@nb.njit(cache=True)
+@kernel
 def _take(head, st, s, r):
     """Store ``s`` takes row ``r`` (its key was not held), at the back of its order."""
     head[r, HELD] = 1
@@ -99,7 +100,7 @@ def _take(head, st, s, r):
     _link_back(head, st, s, r)
 
 
-@nb.njit(cache=True)
+@kernel
 def _drop(head, slab, meta, st, ctl, dead, s, r):
     """Pop row ``r`` from store ``s``, emptied; its id dies with its last holder."""
     _unlink(head, st, s, r)
@@ -116,7 +117,7 @@ def _drop(head, slab, meta, st, ctl, dead, s, r):
     head[first, HOLDERS] = holders
 
 
-@nb.njit(cache=True)
+@kernel
 def _pop_expired(head, slab, meta, st, ctl, dead, s, cutoff, limit):
     """``KeyedWindow._pop_expired``: pop at most ``limit`` keys of the leading run whose newest
     bucket is at or before ``cutoff``; the number popped."""
@@ -130,14 +131,14 @@ def _pop_expired(head, slab, meta, st, ctl, dead, s, cutoff, limit):
     return popped
 
 
-@nb.njit(cache=True)
+@kernel
 def _sweep(heads, slab, meta, st, ctl, dead, s, cutoff):
     st[s, SWEPT] = cutoff
     st[s, OWED] = 0
     _pop_expired(heads[st[s, TABLE]], slab, meta, st, ctl, dead, s, cutoff, _ALL)
 
 
-@nb.njit(cache=True)
+@kernel
 def _drain(heads, slab, meta, st, ctl, dead, s, limit):
     """``KeyedWindow.drain``: pop at most ``limit`` keys of the owed sweep."""
     head = heads[st[s, TABLE]]
@@ -147,7 +148,7 @@ def _drain(heads, slab, meta, st, ctl, dead, s, limit):
     return popped
 
 
-@nb.njit(cache=True)
+@kernel
 def _begin(heads, slab, meta, st, ctl, dead, now, drain_owed):
     """A call's start: a new epoch, no dead id listed; with ``drain_owed``, the decision's
     share of the owed sweeps (``windows.drain_owed``): a store whose cutoff passed its sweep
@@ -166,7 +167,7 @@ def _begin(heads, slab, meta, st, ctl, dead, now, drain_owed):
             budget -= _drain(heads, slab, meta, st, ctl, dead, s, budget)
 
 
-@nb.njit(cache=True)
+@kernel
 def _value(heads, slab, meta, st, s, g, cutoff):
     """Store ``s``'s value for id ``g`` (``-1``: a key its table does not hold) at
     ``cutoff``, its expired buckets dropped: ``(present, hi, lo)``; a total is always
@@ -190,7 +191,7 @@ def _value(heads, slab, meta, st, s, g, cutoff):
     return 1, hi, lo
 
 
-@nb.njit(cache=True)
+@kernel
 def _update(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo):
     """``CountWindow._fold`` of amount ``(hi, lo)`` into bucket ``idx`` (in the window) of id
     ``g`` in store ``s`` (an extremum's fold for a min or max; for a last value, the event at
@@ -229,7 +230,7 @@ def _update(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo):
     return 0
 
 
-@nb.njit(cache=True)
+@kernel
 def _space(heads, st, s, g, words):
     """Slab words one more update of id ``g`` in store ``s`` may carve, added to ``words``
     (a whole chunk of the class it may need; free chunks are not counted). A min or max
@@ -247,7 +248,7 @@ def _space(heads, st, s, g, words):
     return words + (3 * (1 << c) if c >= 0 else 0)
 
 
-@nb.njit(cache=True)
+@kernel
 def _settle_id(heads, st, ctl, dead, s, g):
     """After updates: id ``g`` of store ``s``'s table, if no store took it, is dead too (a
     fresh id whose updates did not run)."""
@@ -260,27 +261,22 @@ def _settle_id(heads, st, ctl, dead, s, g):
         ctl[DEAD] += 1
 
 
-@nb.njit(cache=True)
-def _unlist_revived(heads, st, ctl, dead, widths):
+@kernel
+def _unlist_revived(heads, st, ctl, dead):
     """Unlist the ids listed dead that a later update of the call took again."""
     kept = 0
     mask = (1 << TABLE_SHIFT) - 1
     for j in range(ctl[DEAD]):
         t = dead[j] >> TABLE_SHIFT
-        if heads[t][(dead[j] & mask) * widths[t], HOLDERS] <= 0:
+        width = 0
+        for s in range(st.shape[0]):  # the table's width, from any of its stores
+            if st[s, WIDTH] > 0 and st[s, TABLE] == t:
+                width = st[s, WIDTH]
+                break
+        if heads[t][(dead[j] & mask) * width, HOLDERS] <= 0:
             dead[kept] = dead[j]
             kept += 1
     ctl[DEAD] = kept
-
-
-@nb.njit(cache=True)
-def _widths(heads, st):
-    """Each table's width (from any of its stores; 0 for a table with none)."""
-    widths = [0] * len(heads)
-    for s in range(st.shape[0]):
-        if st[s, WIDTH] > 0:
-            widths[st[s, TABLE]] = st[s, WIDTH]
-    return widths
 
 
 READS, UPDATES, FIRST = 1, 2, 4  # what a ``decide`` call does (see there)
@@ -300,7 +296,7 @@ def padded(count: int, least: int) -> int:
     return size
 
 
-@nb.njit(cache=True)
+@kernel
 def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
     """A decision's reads and updates of the pool's stores, in one call or two.
 
@@ -369,14 +365,14 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
         p = at + 3 * j
         _settle_id(heads, st, ctl, dead, plan[p], args[plan[p + 1]])
     if ctl[DEAD]:
-        _unlist_revived(heads, st, ctl, dead, _widths(heads, st))
+        _unlist_revived(heads, st, ctl, dead)
     return ctl[DEAD]
 
 
 # --- one operation at a time: the stores' own methods (reference path, snapshots, tests) ----
 
 
-@nb.njit(cache=True)
+@kernel
 def add(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo):
     """``CountWindow.add`` after its checks: fold, then sweep at once if the cutoff passed the
     last sweep. Returns the dead ids listed, or ``NEED_SLAB``."""
@@ -388,11 +384,11 @@ def add(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo):
         _sweep(heads, slab, meta, st, ctl, dead, s, cutoff)
     _settle_id(heads, st, ctl, dead, s, g)
     if ctl[DEAD]:
-        _unlist_revived(heads, st, ctl, dead, _widths(heads, st))
+        _unlist_revived(heads, st, ctl, dead)
     return ctl[DEAD]
 
 
-@nb.njit(cache=True)
+@kernel
 def read(heads, slab, meta, st, s, g, cutoff, out):
     """Store ``s``'s value for id ``g`` at ``cutoff`` into ``out[0:3]`` (see :func:`_value`)."""
     out[0], out[1], out[2] = _value(heads, slab, meta, st, s, g, cutoff)
@@ -409,7 +405,7 @@ def reader(tables: int) -> Any:
     return read.compile((heads, vector, vector, rows, nb.int64, nb.int64, nb.int64, vector))
 
 
-@nb.njit(cache=True)
+@kernel
 def sweep(heads, slab, meta, st, ctl, dead, s, cutoff):
     """``KeyedWindow._sweep``; the dead ids listed."""
     _begin(heads, slab, meta, st, ctl, dead, 0, False)
@@ -417,14 +413,14 @@ def sweep(heads, slab, meta, st, ctl, dead, s, cutoff):
     return ctl[DEAD]
 
 
-@nb.njit(cache=True)
+@kernel
 def drain(heads, slab, meta, st, ctl, dead, s, limit):
     """``KeyedWindow.drain``; the number popped (the dead ids are counted in ``ctl``)."""
     _begin(heads, slab, meta, st, ctl, dead, 0, False)
     return _drain(heads, slab, meta, st, ctl, dead, s, limit)
 
 
-@nb.njit(cache=True)
+@kernel
 def clear(heads, slab, meta, st, ctl, dead, s):
     """Pop every key of store ``s``; the dead ids listed."""
     _begin(heads, slab, meta, st, ctl, dead, 0, False)
@@ -434,7 +430,7 @@ def clear(heads, slab, meta, st, ctl, dead, s):
     return ctl[DEAD]
 
 
-@nb.njit(cache=True)
+@kernel
 def append(heads, st, s, g):
     """Store ``s`` takes id ``g`` at the back of its order (a restore); its row."""
     r = g * st[s, WIDTH] + st[s, J]

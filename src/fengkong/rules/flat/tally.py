@@ -24,8 +24,9 @@ A kernel that would need a chunk the slab has no room for changes nothing and re
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
+
+from fengkong.rules.flat.jit import kernel
 
 NEVER = -(2**62)  # the newest bucket of an id with no live bucket (windows._NEVER)
 FAR = 2**62  # the oldest bucket of an id with no live bucket (windows._FAR)
@@ -78,13 +79,13 @@ def joined(hi: int, lo: int) -> int:
     return hi * BASE + lo
 
 
-@nb.njit(cache=True)
+@kernel
 def _room(slab, meta, c):
     """Whether a chunk of class ``c`` can be had without growing ``slab``."""
     return meta[c] >= 0 or meta[-1] + 3 * (1 << c) <= len(slab)
 
 
-@nb.njit(cache=True)
+@kernel
 def _alloc(slab, meta, c):
     """A chunk of class ``c`` (the caller checked :func:`_room`)."""
     offset = meta[c]
@@ -96,13 +97,13 @@ def _alloc(slab, meta, c):
     return offset
 
 
-@nb.njit(cache=True)
+@kernel
 def _free(slab, meta, offset, c):
     slab[offset] = meta[c]
     meta[c] = offset
 
 
-@nb.njit(cache=True)
+@kernel
 def _add_words(hi, lo, a_hi, a_lo):
     lo += a_lo
     hi += a_hi
@@ -112,7 +113,7 @@ def _add_words(hi, lo, a_hi, a_lo):
     return hi, lo
 
 
-@nb.njit(cache=True)
+@kernel
 def _sub_words(hi, lo, a_hi, a_lo):
     lo -= a_lo
     hi -= a_hi
@@ -122,7 +123,7 @@ def _sub_words(hi, lo, a_hi, a_lo):
     return hi, lo
 
 
-@nb.njit(cache=True)
+@kernel
 def _needs_chunk(head, i):
     """The class of the chunk one more older triple of id ``i`` needs, or -1 if it fits."""
     chunk = head[i, CHUNK]
@@ -135,7 +136,7 @@ def _needs_chunk(head, i):
     return head[i, CLASS] + 1
 
 
-@nb.njit(cache=True)
+@kernel
 def _make_slot(head, slab, meta, i):
     """Room for one more triple at the end of id ``i``'s run (space checked by the caller):
     a first chunk, the run moved to the chunk's front, or the run moved to a chunk twice as
@@ -165,7 +166,7 @@ def _make_slot(head, slab, meta, i):
     head[i, CLASS] = c + 1
 
 
-@nb.njit(cache=True)
+@kernel
 def add(head, slab, meta, i, idx, a_hi, a_lo):
     """Fold amount ``(a_hi, a_lo)`` into bucket ``idx`` of id ``i`` (the bucket is in the
     window; expired buckets need not have been dropped). ``NEED_SPACE``, with nothing
@@ -209,7 +210,7 @@ def add(head, slab, meta, i, idx, a_hi, a_lo):
     return 0
 
 
-@nb.njit(cache=True)
+@kernel
 def _insert(head, slab, meta, i, idx, a_hi, a_lo):
     """A late event: fold into older bucket ``idx``, inserted in bucket order if new."""
     if head[i, CHUNK] >= 0:
@@ -238,7 +239,7 @@ def _insert(head, slab, meta, i, idx, a_hi, a_lo):
         head[i, FIRST] = idx
 
 
-@nb.njit(cache=True)
+@kernel
 def expire(head, slab, meta, i, cutoff):
     """Drop id ``i``'s buckets at or before ``cutoff`` (the leading ones), subtracting each
     from the total; an id whose every bucket expired is left empty (total 0, ``FIRST`` far,
@@ -295,7 +296,7 @@ def total(head: np.ndarray, i: int) -> int:
     return joined(int(head[i, TOTAL_HI]), int(head[i, TOTAL_LO]))
 
 
-@nb.njit(cache=True)
+@kernel
 def release(head, slab, meta, i):
     """Empty id ``i`` for reuse, its chunk freed."""
     if head[i, CHUNK] >= 0:
