@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fengkong.rules.flat import distinct, tally
+from fengkong.rules.flat import distinct, ids, tally
 from fengkong.rules.windows import DistinctWindow, _empty_distinct, _evict_exact, _values
 
 IDS = 3
@@ -35,9 +35,14 @@ def test_matches_the_python_set_after_every_operation(ops):
     states = [_empty_distinct() for _ in range(IDS)]
     head = tally.empty_rows(IDS)
     slab, meta = tally.new_slab(3)  # one triple: the slab grows under the sets
-    refs = np.zeros(VALUES, np.int64)
+    refs = np.zeros((VALUES, 1), np.int64)  # a value table's rows: their holders
+    ctl = np.zeros(ids.CTL_WIDTH, np.int64)
+    dead = np.zeros(4 * VALUES, np.int64)
     now = 100
     for i, step, late, vid, evict in ops:
+        ctl[ids.EPOCH] += 1
+        ctl[ids.DEAD] = 0
+        before = refs[:, 0].tolist()
         now += step
         idx = now - late
         window._add_exact(states[i], idx, vid)
@@ -45,7 +50,7 @@ def test_matches_the_python_set_after_every_operation(ops):
             slab = tally.grown(slab)
         if evict:
             _evict_exact(states[i], now - 6)
-            distinct.evict(head, slab, meta, refs, i, now - 6)
+            distinct.evict(head, slab, meta, refs, ctl, dead, 7, i, now - 6)
         for j in range(IDS):
             assert distinct.members(head, slab, j) == list(_values(states[j])), (j, now)
             got = int(head[j, tally.LAST]), int(head[j, tally.LENGTH])
@@ -54,4 +59,7 @@ def test_matches_the_python_set_after_every_operation(ops):
                 (tally.NEVER, 0) if empty else (states[j][list(states[j])[-1]], len(states[j]) - 2)
             )
         held = [sum(v in states[j] for j in range(IDS)) for v in range(VALUES)]
-        assert refs.tolist() == held
+        assert [max(0, r) for r in refs[:, 0].tolist()] == held
+        let_go = [v for v in range(VALUES) if (before[v] > 0 or v == vid) and not held[v]]
+        listed = sorted(dead[: ctl[ids.DEAD]].tolist())
+        assert listed == [(7 << ids.TABLE_SHIFT) | v for v in let_go]

@@ -6,9 +6,9 @@ A key's set is its ``(bucket, value id, 0)`` triples in its slab chunk, in the o
 reference keeps its dict: by bucket, a value seen again in a newer bucket moved to the end, a
 late value after the values of its bucket and before newer ones (the reference's stable
 sort). ``FIRST`` and ``LAST`` are the first and last triples' buckets (``FAR`` and ``NEVER``
-when the set is empty). Values are ids of a value table whose reference counts (``refs``, one
-per id) count the sets holding each id: the owner lets an id go when its count falls to 0.
-Sketch mode (past ``exact_limit``) is the owner's.
+when the set is empty). Values are ids of value table ``vt`` whose rows (``values``, one
+column) count the sets holding each id (:mod:`.ids`: an id no set holds is listed dead).
+Sketch mode (past ``exact_limit``) is the owner's (:mod:`.keyed`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import numba as nb
 
 from fengkong.rules.flat.extremum import _ends
+from fengkong.rules.flat.ids import ref, unref
 from fengkong.rules.flat.tally import (
     CHUNK,
     FIRST,
@@ -32,7 +33,7 @@ from fengkong.rules.flat.tally import (
 
 
 @nb.njit(cache=True)
-def evict(head, slab, meta, refs, i, cutoff):
+def evict(head, slab, meta, values, ctl, dead, vt, i, cutoff):
     """Drop id ``i``'s values whose newest bucket is at or before ``cutoff`` (the leading
     triples; ``_evict_exact``), each one's reference count down."""
     if head[i, FIRST] > cutoff:
@@ -41,7 +42,7 @@ def evict(head, slab, meta, refs, i, cutoff):
     length = head[i, LENGTH]
     dropped = 0
     while dropped < length and slab[at + 3 * dropped] <= cutoff:
-        refs[slab[at + 3 * dropped + 1]] -= 1
+        unref(values, ctl, dead, vt, slab[at + 3 * dropped + 1])
         dropped += 1
     if dropped == length:
         release(head, slab, meta, i)
@@ -62,7 +63,7 @@ def find(head, slab, i, vid):
 
 
 @nb.njit(cache=True)
-def add(head, slab, meta, refs, i, idx, vid):
+def add(head, slab, meta, values, i, idx, vid):
     """Fold value ``vid`` seen at bucket ``idx`` (in the window) into id ``i``'s set
     (``DistinctWindow._add_exact`` without its switch to a sketch): a value already there at
     ``idx`` or later changes nothing; one there at an older bucket moves to the place of
@@ -81,7 +82,7 @@ def add(head, slab, meta, refs, i, idx, vid):
         c = _needs_chunk(head, i)
         if c >= 0 and not _room(slab, meta, c):
             return NEED_SPACE
-        refs[vid] += 1
+        ref(values, vid)
         _make_slot(head, slab, meta, i)  # may move the run
         at = head[i, CHUNK] + 3 * head[i, START]
     length = head[i, LENGTH]
@@ -97,6 +98,15 @@ def add(head, slab, meta, refs, i, idx, vid):
     head[i, LENGTH] = length + 1
     _ends(head, slab, i)
     return 0
+
+
+@nb.njit(cache=True)
+def clear(head, slab, meta, values, ctl, dead, vt, i):
+    """Drop every value of id ``i`` (each one's reference count down) and empty its row."""
+    at = head[i, CHUNK] + 3 * head[i, START]
+    for k in range(head[i, LENGTH]):
+        unref(values, ctl, dead, vt, slab[at + 3 * k + 1])
+    release(head, slab, meta, i)
 
 
 def members(head, slab, i) -> list[tuple[int, int]]:
