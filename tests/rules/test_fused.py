@@ -298,11 +298,35 @@ OWED_READ = [
 ]
 
 
+# pair_6s: (b, x5) is its only key in a sweep it owes; a withdrawal of (b, x5) looks its id
+# up, then reads pair_6s for another key (the store's own read, before the kernel call):
+# had that read settled the sweep, the id would have been let go before the call used it
+OWED_LOOKED_UP = [
+    ("w", 0, 0, 0, 0, 0, 1),
+    ("w", 0, 1, 4, 0, 0, 1),
+    *[("w", 0, 0, 0, 0, 0, 1)] * 10,
+    ("w", 3_000, 0, 0, 0, 0, 1),
+    ("w", -241, 0, 0, 0, 0, 1),
+    ("w", 0, 0, 0, 0, 0, 1),
+    ("w", 3_000, 0, 0, 0, 0, 1),
+    ("w", 0, 0, 0, 0, 0, 1),
+    ("w", 0, 0, 1, 0, 0, 1),
+    ("w", 0, 0, 0, 0, 0, 1),
+    ("w", 0, 0, 2, 0, 0, 1),
+    ("l", 2_859, 0, 0, 0, 0, 1),
+    ("d", 0, 0, 0, 0, 0, 1),
+    ("w", 0, 0, 0, 0, 0, 1),
+    ("d", 0, 0, 0, 0, 0, 165),
+    ("w", 0, 1, 4, 0, 0, 1),
+]
+
+
 @settings(max_examples=150, deadline=None)
 @given(raw=steps, cut=st.integers(0, 10**6), upgrade=st.integers(0, 10**6), two=st.booleans())
 @example(raw=[*EXPIRED, ("w", 0, 0, 0, 0, 0, 10)], cut=9, upgrade=9, two=False)
 @example(raw=OWED_FRESH, cut=5, upgrade=5, two=False)
 @example(raw=OWED_READ, cut=8, upgrade=8, two=False)
+@example(raw=OWED_LOOKED_UP, cut=0, upgrade=0, two=False)
 def test_keys_an_owed_sweep_has_not_popped_yet_change_no_decision_and_no_state(
     raw, cut, upgrade, two
 ):
