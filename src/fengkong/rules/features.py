@@ -12,6 +12,7 @@ from fengkong.rules.errors import Problem, ProblemCode
 from fengkong.rules.flat.pool import FlatPool
 from fengkong.rules.flat.windows import (
     FlatCountWindow,
+    FlatDistinctWindow,
     FlatExtremumWindow,
     FlatLastWindow,
     FlatSumWindow,
@@ -19,7 +20,6 @@ from fengkong.rules.flat.windows import (
 from fengkong.rules.schema import NUMERIC, FieldType, Type, event_kind, fields_of
 from fengkong.rules.windows import (
     DECIMAL_SCALE,
-    DistinctWindow,
     ExtremumWindow,
     KeyedWindow,
     SumWindow,
@@ -309,10 +309,12 @@ def _default(agg, raw, value_type, bad) -> Any:
 
 
 def build_store(spec: FeatureSpec, pool: FlatPool | None = None) -> KeyedWindow:
-    """A fresh window store for a (non-ratio) feature. Counts, and sums, minimums and maximums
-    of integer or decimal fields, keep their keys in ``pool`` (the pack's, see
-    :mod:`fengkong.rules.flat`; a pool of their own if ``None``), as do last values; those
-    of ``float`` fields and distinct counts stay Python objects."""
+    """A fresh window store for a (non-ratio) feature. Counts, distinct counts, last values,
+    and sums, minimums and maximums of integer or decimal fields, keep their keys in
+    ``pool`` (the pack's, see :mod:`fengkong.rules.flat`; a pool of their own if ``None``);
+    sums, minimums and maximums of ``float`` fields stay Python objects. A distinct count's
+    values share the pool's value table for their type (decimal amounts apart: their
+    values are integers of 1e-18 units)."""
     decimal = spec.value_field is not None and spec.value_field.decimal
     scale = DECIMAL_SCALE if decimal else 1
     g, n, keys = spec.bucket_ms, spec.buckets, spec.max_keys
@@ -330,7 +332,10 @@ def build_store(spec: FeatureSpec, pool: FlatPool | None = None) -> KeyedWindow:
             )
         return ExtremumWindow(g, n, keys, scale, pick, spec.default)
     if spec.agg == "distinct":
-        return DistinctWindow(g, n, keys, spec.exact_limit, scale)
+        kind = f"{spec.value_field.type}{'-decimal' if decimal else ''}"
+        return FlatDistinctWindow(
+            g, n, keys, spec.exact_limit, scale, pool or FlatPool(), spec.key, kind
+        )
     return FlatLastWindow(g, n, keys, scale, spec.default, pool or FlatPool(), spec.key)
 
 

@@ -20,12 +20,14 @@ same effect on the stores, written into the generated code:
   (8 of 10 alternating runs faster, the time against a fixed loop down 7 % in the last six:
   ``docs/benchmarks.md``); a lookup cannot raise or change a store, so its place does not
   change the result (a key computed from a read's value is looked up where the read is);
-* likewise, right after the reads, each distinct feature looks the event's value up in the
-  key's map (``f*``), for its update to use instead of looking again (5 of 6 runs faster,
-  about 3 %);
 * the common cases of an update (a new key, the newest bucket again, a newer bucket) are
-  inline; late events, sketches and full stores call the store's helpers, which are the
-  ones its ``add`` uses.
+  inline; late events and full stores call the store's helpers, which are the ones its
+  ``add`` uses;
+* the flat stores (:mod:`fengkong.rules.flat`: counts, distinct counts, last values, and
+  integer and decimal sums, minimums and maximums) are read and updated in one kernel
+  call (:func:`~fengkong.rules.flat.keyed.decide`): the step passes each key's id and
+  each amount or distinct value's id once, and after the call reads what the kernel left
+  to it (a last value's value, a sketch).
 
 Rules still read every feature as it was before the event (the updates come after every
 rule), and filters (``where``) are evaluated before any update, as in the updater. If a
@@ -51,48 +53,38 @@ from fengkong.rules.codegen import _compile
 from fengkong.rules.events import FiredRule
 from fengkong.rules.features import FeatureSpec
 from fengkong.rules.flat import keyed, tally
-from fengkong.rules.flat.windows import FlatCountWindow, FlatExtremumWindow, FlatLastWindow
+from fengkong.rules.flat.windows import (
+    FlatCountWindow,
+    FlatDistinctWindow,
+    FlatExtremumWindow,
+    FlatLastWindow,
+)
 from fengkong.rules.outcomes import SEVERITY, Outcome
 from fengkong.rules.windows import (
-    _HEAD,
-    _HI,
-    _LO,
     _NEVER,
     CountWindow,
-    DistinctWindow,
     ExtremumWindow,
     KeyedWindow,
-    LastWindow,
     SumWindow,
     _append_queue,
-    _distinct_count,
     _expire_queue,
     _expire_tally,
     _insert_tally,
-    _Last,
     _pop_newest,
     _Queue,
     _Tally,
-    _to_sketch,
     drain_owed,
 )
 
 HELPERS: dict[str, Any] = {
     "_NEVER": _NEVER,
-    # per-key distinct maps: the unbound method (see _Writer.store)
-    "_dget": dict.get,
     "_expire_tally": _expire_tally,
     "_insert_tally": _insert_tally,
     "_Tally": _Tally,
-    "_Last": _Last,
     "_expire_queue": _expire_queue,
     "_pop_newest": _pop_newest,
     "_append_queue": _append_queue,
     "_Queue": _Queue,
-    "_to_sketch": _to_sketch,
-    "_LO": _LO,
-    "_HI": _HI,
-    "_distinct_count": _distinct_count,
     "_drain_owed": drain_owed,
     "_divmod": divmod,
 }
@@ -133,6 +125,7 @@ class _Writer:
         self.flat_reads: list[tuple[str, str, str]] = []
         self.flat_updates: list[tuple[str, str, list[str], str]] = []
         self.flat_values: dict[int, str] = {}  # a last value's update -> its value's code
+        self.flat_distinct: dict[int, str] = {}  # a distinct count's update -> its value's
 
     def store(self, name: str) -> tuple[str, str, KeyedWindow]:
         """Globals ``S_name`` (the store), ``D_name`` (its keys), and ``D_name_get`` /
@@ -251,24 +244,7 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
             "    else:",
             f"        {out} = {_scaled(f'{state}.best', store.scale)}",
         ]
-    elif isinstance(store, LastWindow):
-        w.namespace[f"X_{name}"] = store.default
-        lines += [
-            f"if {state} is None or {state}.idx <= {c}:",
-            f"    {out} = X_{name}",
-            "else:",
-            f"    {out} = {_scaled(f'{state}.value', store.scale)}",
-        ]
-    elif isinstance(store, DistinctWindow):  # a key in sketch mode has lo <= every cutoff
-        lines += [
-            f"if {state} is None:",
-            f"    {out} = 0",
-            f"elif {state}[_LO] <= {c}:",
-            f"    {out} = _distinct_count({state}, {c})",
-            "else:",
-            f"    {out} = _len({state}) - {_HEAD!r}",
-        ]
-    else:  # pragma: no cover - every store class is handled above
+    else:  # pragma: no cover - every Python store class is handled above
         raise TypeError(type(store).__name__)
     return lines
 
@@ -276,11 +252,8 @@ def _read(w: _Writer, name: str, key: str, out: str, state: str) -> list[str]:
 def _settled(w: _Writer, name: str, state: str, key: str) -> list[str]:
     """After a fresh lookup (no read of the key in this step) in a store whose sweep may be
     owed: settle the store if the key may be one the sweep dropped (see
-    ``KeyedWindow.defer``), and look again. ``last`` needs none: an update overwrites such a
-    key's whole state."""
-    s_name, d_name, store = w.store(name)
-    if not store.LAZY or isinstance(store, LastWindow):
-        return []
+    ``KeyedWindow.defer``), and look again."""
+    s_name, d_name, _ = w.store(name)
     return [
         f"if {state} is not None and {s_name}._owed and {s_name}.stale({state}):",
         f"    {s_name}.settle()",
@@ -288,13 +261,10 @@ def _settled(w: _Writer, name: str, state: str, key: str) -> list[str]:
     ]
 
 
-def _update(
-    w: _Writer, name: str, key: str, value: str, state: str, fresh: bool, found: str = ""
-) -> list[str]:
+def _update(w: _Writer, name: str, key: str, value: str, state: str, fresh: bool) -> list[str]:
     """Inline ``store.add(key, value, ts, now)`` for an event inside the window (the caller
     tests ``i > c``, and sweeps), given the key's state in ``state`` as the step's read of
-    this feature left it (looked up here when ``fresh``: no read in this step). ``found``
-    (distinct only): a local holding ``state.get(value)``, looked up after the reads."""
+    this feature left it (looked up here when ``fresh``: no read in this step)."""
     s_name, d_name, store = w.store(name)
     c = w.cutoff(store)
     i = w.index(store)
@@ -344,59 +314,6 @@ def _update(
             f"    while {state}.last != _NEVER and {value} {beats} {state}.worst:",
             f"        _pop_newest({state})",
             f"    _append_queue({state}, {i}, {value})",
-        ]
-    elif isinstance(store, LastWindow):
-        lines += [
-            f"if {state} is None:",
-            *room,
-            f"    {d_name}[{key}] = _Last({i}, ts, {value})",
-            "else:",
-            f"    if {o} > {state}.idx // {store.span!r}:",
-            f"        {d_name}_move({key})",
-            f"    if ts >= {state}.ts:",
-            f"        {state}.idx = {i}",
-            f"        {state}.ts = ts",
-            f"        {state}.value = {value}",
-        ]
-    elif isinstance(store, DistinctWindow):
-        # the fast paths below assume the key's expired buckets are evicted (the step's read
-        # did it at this cutoff; a fresh lookup does it here), and test whether the key moves
-        # on the newest live bucket, as the reference does (see _add_found).
-        # A key in sketch mode has ``hi = _FAR``: it takes neither fast path. Its values
-        # follow the sentinel entries (``_LO``, ``_HI``): ``_HEAD`` more than its length.
-        lines += [
-            f"if {state} is None:",
-            *room,
-            f"    {d_name}[{key}] = {{_LO: {i}, _HI: {i}, {value}: {i}}}",
-            "else:",
-        ]
-        if fresh:
-            lines += [f"    if {state}[_LO] <= {c}:", f"        _distinct_count({state}, {c})"]
-        limit = store.exact_limit + _HEAD
-        lines += [
-            f"    h_ = {state}[_HI]",
-            f"    if {i} == h_:",
-            f"        p_ = {found or f'_dget({state}, {value})'}",
-            "        if p_ is None:",
-            f"            {state}[{value}] = {i}",
-            f"            if _len({state}) > {limit!r}:",
-            f"                _to_sketch({state})",
-            f"        elif p_ < {i}:",
-            f"            del {state}[{value}]",
-            f"            {state}[{value}] = {i}",
-            f"    elif {i} > h_:",
-            f"        if {o} > h_ // {store.span!r}:",
-            f"            {d_name}_move({key})",
-            f"        if {f'{found} is not None' if found else f'{value} in {state}'}:",
-            f"            del {state}[{value}]",
-            f"        {state}[{value}] = {i}",
-            "        if h_ == _NEVER:",
-            f"            {state}[_LO] = {i}",
-            f"        {state}[_HI] = {i}",
-            f"        if _len({state}) > {limit!r}:",
-            f"            _to_sketch({state})",
-            "    else:",
-            f"        {s_name}._add_found({key}, {state}, {i}, {value}, {c})",
         ]
     else:  # pragma: no cover
         raise TypeError(type(store).__name__)
@@ -468,11 +385,6 @@ def step(
         body += _flat_call(w, keyed.READS | keyed.UPDATES | keyed.FIRST)
     elif w.flat_reads:
         body += _flat_call(w, keyed.READS | keyed.FIRST)
-    found = _found(w, plan, captured)
-    body += [
-        f"{local} = None if {captured[f]} is None else _dget({captured[f]}, {value})"
-        for f, (local, value) in found.items()
-    ]
     lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, *_OWING]
     filters = [feature for feature, _, _ in plan.update_reads.features.values()]
     lines += _settled_first(w, [*own_reads, *filters])
@@ -497,8 +409,7 @@ def step(
     result = "hits, errors, values, fired, result"
     lines.append(f"    values = ({', '.join(labels)}{',' if labels else ''})")
     lines += _resolution(scoring)
-    found_locals = {f: v[0] for f, v in found.items()}
-    lines += _update_section(w, plan, captured, result, found_locals, early)
+    lines += _update_section(w, plan, captured, result, early)
     lines.append(f"    return {result}")
     lines[2] = "\n".join(_indent(w.head, 4)) if w.head else "    pass"
     _flat_plan(w)
@@ -642,7 +553,7 @@ def updater(
     w = _Writer(specs, stores)
     _flat_collect(w, plan)
     lines = [f"def {name}(ev, now, units=None):", "    ts = ev.ts", None, *_OWING]
-    lines += _update_section(w, plan, {}, "", {}, False)
+    lines += _update_section(w, plan, {}, "", False)
     lines[2] = "\n".join(_indent(w.head, 4)) if w.head else "    pass"
     _flat_plan(w)
     namespace = {**namespace, **plan.update_reads.constants}
@@ -651,42 +562,24 @@ def updater(
     return _compile(name, lines, namespace)
 
 
-def _found(w: _Writer, plan: Any, captured: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """Per distinct feature whose state a read captured and whose value is an event field:
-    the local that will hold ``state.get(value)`` and the value's code. The step looks them
-    up right after the reads, back to back (their misses overlap, as the reads' lookups'
-    do), for the update to use: nothing between the reads and the updates changes a map."""
-    found = {}
-    for feature, _, value_code in plan.update_specs:
-        distinct = isinstance(w.stores[feature], DistinctWindow)
-        if (
-            distinct
-            and feature in captured
-            and feature not in found
-            and value_code.startswith("ev.")
-        ):
-            found[feature] = (f"f{len(found)}", w.key(value_code))
-    return found
-
-
 def _update_section(
-    w: _Writer, plan: Any, captured: dict[str, str], result: str, found: dict[str, str], early: bool
+    w: _Writer, plan: Any, captured: dict[str, str], result: str, early: bool
 ) -> list[str]:
     """The updater's reads and filters (as :func:`codegen.updater` orders them), then the
     updates grouped by window (the adds touch one store each, so their order is free), then
     the sweeps: the reference sweeps a store at the end of each of its adds when the cutoff
     passed its last sweep; here, per window, a cell ``G`` holds a lower bound of the group's
     last sweeps, so the common case is one comparison per window, and a store is swept, as
-    in the reference, only if its add ran in this step: at once (distinct) or owed, its keys
-    popped over the next events (``KeyedWindow.defer``). With ``early``, the reads and
+    in the reference, only if its add ran in this step: owed, its keys popped over the next
+    events (``KeyedWindow.defer``). With ``early``, the reads and
     filters were evaluated before the rules (see :func:`_early_inputs`), and the flat
     stores' updates made there."""
     if early:
         lines = ["    if _skip:", f"        return {result}".rstrip()]
     else:
         lines = _update_inputs(plan, f"return {result}".rstrip(), 4)
-    # per window (bucket and cutoff locals): (tests, store global, lazy sweep, update lines)
-    groups: dict[tuple[str, str], list[tuple[list[str], str, bool, list[str]]]] = {}
+    # per window (bucket and cutoff locals): (tests, store global, update lines)
+    groups: dict[tuple[str, str], list[tuple[list[str], str, list[str]]]] = {}
     for index, ((condition, guard, _, _), (feature, key_code, value_code)) in enumerate(
         zip(plan.updates, plan.update_specs, strict=True)
     ):
@@ -702,12 +595,12 @@ def _update_section(
         if fresh:
             state = "s_"
         _, _, store = w.store(feature)
-        body = _update(w, feature, key, value_code, state, fresh, found.get(feature, ""))
+        body = _update(w, feature, key, value_code, state, fresh)
         window = (w.index(store), w.cutoff(store))
-        groups.setdefault(window, []).append((tests, f"S_{feature}", store.LAZY, body))
+        groups.setdefault(window, []).append((tests, f"S_{feature}", body))
     for (i, c), updates in groups.items():
         lines.append(f"    if {i} > {c}:")
-        for tests, _, _, body in updates:
+        for tests, _, body in updates:
             if tests:
                 lines.append(f"        if {' and '.join(tests)}:")
                 lines += _indent(body, 12)
@@ -720,14 +613,11 @@ def _update_section(
         cell = f"G_{c}"
         w.namespace[cell] = [_NEVER]
         lines.append(f"    if {c} > {cell}[0]:")
-        for tests, store, lazy, _ in updates:
+        for tests, store, _ in updates:
             ran = " and ".join([*tests, f"{i} > {c}", f"{c} > {store}._swept"])
             lines.append(f"        if {ran}:")
-            if lazy:
-                lines.append(f"            _OWED[{store}] = {store}.defer({c})")
-            else:
-                lines.append(f"            {store}._sweep({c})")
-        swept = [f"{store}._swept" for _, store, _, _ in updates]
+            lines.append(f"            _OWED[{store}] = {store}.defer({c})")
+        swept = [f"{store}._swept" for _, store, _ in updates]
         lowest = swept[0] if len(swept) == 1 else f"_min({', '.join(swept)})"
         lines.append(f"        {cell}[0] = {lowest}")
     return lines
@@ -770,6 +660,8 @@ def _flat_collect(w: _Writer, plan: Any) -> None:
             amount = "1"
         if isinstance(store, FlatLastWindow):  # kept by the step if the row takes the event
             w.flat_values[len(w.flat_updates)] = value_code
+        if isinstance(store, FlatDistinctWindow):  # passed as its id; a sketch's, after
+            w.flat_distinct[len(w.flat_updates)] = value_code
         w.flat_updates.append((feature, w.key(key_code), tests, amount))
 
 
@@ -781,11 +673,11 @@ def _early_inputs(w: _Writer, plan: Any) -> list[str]:
     lines += ["    _skip = False", "except _Error:", "    pass"]
     if not w.flat_updates:
         return lines
-    runs, words, _ = _flat_names(w)
+    runs, words, vids, _ = _flat_names(w)
     return [
         *lines,
         "if _skip:",
-        f"    {' = '.join(runs)} = -1",
+        f"    {' = '.join([*runs, *vids])} = -1",
         *[f"    {hi} = {lo} = 0" for hi, lo in words.values()],
         "else:",
         *_indent(_flat_inputs(w), 4),
@@ -794,35 +686,51 @@ def _early_inputs(w: _Writer, plan: Any) -> list[str]:
 
 def _flat_names(
     w: _Writer,
-) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]], list[tuple[str, str, str]]]:
+) -> tuple[
+    dict[str, tuple[str, str]],
+    dict[str, tuple[str, str]],
+    dict[str, tuple[int, str]],
+    list[tuple[str, str, str]],
+]:
     """The locals the flat updates' arguments are in, each computed once however many
     updates share it: per distinct (key, filter and guard), the key's id if the update runs,
     else -1 (``fu<n>``: its id expression and its tests); per distinct amount, its two words
-    (``fh<n>``, ``fl<n>``); and per update, its three arguments (a count's amount is 1)."""
+    (``fh<n>``, ``fl<n>``); per distinct count's value (and value table), its id (``fv<n>``:
+    the table's index and the value's code); and per update, its three arguments (a count's
+    amount is 1; a distinct count's value id has no second word)."""
     runs: dict[str, tuple[str, str]] = {}
     by_run: dict[tuple[str, str], str] = {}
     words: dict[str, tuple[str, str]] = {}
+    vids: dict[str, tuple[int, str]] = {}
+    by_value: dict[tuple[int, str], str] = {}
     arguments = []
-    for _, key, tests, amount in w.flat_updates:
+    for j, (feature, key, tests, amount) in enumerate(w.flat_updates):
         when = " and ".join(tests)
         run = by_run.get((key, when))
         if run is None:
             run = by_run[(key, when)] = f"fu{len(runs)}"
             runs[run] = (key, when)
-        if amount == "1":
+        if j in w.flat_distinct:
+            value = (w.stores[feature].values.index, amount)
+            if value not in by_value:
+                by_value[value] = f"fv{len(vids)}"
+                vids[by_value[value]] = value
+            arguments.append((run, by_value[value], ""))
+        elif amount == "1":
             arguments.append((run, "0", "1"))
-            continue
-        if amount not in words:
-            words[amount] = (f"fh{len(words)}", f"fl{len(words)}")
-        arguments.append((run, *words[amount]))
-    return runs, words, arguments
+        else:
+            if amount not in words:
+                words[amount] = (f"fh{len(words)}", f"fl{len(words)}")
+            arguments.append((run, *words[amount]))
+    return runs, words, vids, arguments
 
 
 def _flat_inputs(w: _Writer) -> list[str]:
     """The flat updates' arguments (:func:`_flat_names`): the key ids (a fresh id for a key
     no table holds, when an update of it runs), then each run's id or -1, then each amount's
-    two words (when an update that uses it runs)."""
-    runs, words, arguments = _flat_names(w)
+    two words and each distinct count's value id (a fresh id for a value its table does not
+    hold), when an update that uses it runs."""
+    runs, words, vids, arguments = _flat_names(w)
     lookups = []
     gids: dict[str, str] = {}  # key -> its id local
     for feature, key, _, _ in w.flat_updates:
@@ -837,6 +745,19 @@ def _flat_inputs(w: _Writer) -> list[str]:
     for amount, (hi, lo) in words.items():
         using = " or ".join(dict.fromkeys(f"{a[0]} >= 0" for a in arguments if a[1] == hi))
         lines.append(f"{hi}, {lo} = _divmod({amount}, {tally.BASE!r}) if {using} else (0, 0)")
+    for vid, (index, value) in vids.items():
+        table = next(t for t in w.namespace["FP"].tables.values() if t.index == index)
+        w.namespace[f"V{index}"] = table
+        w.namespace[f"V{index}_get"] = table.ids.get
+        using = " or ".join(dict.fromkeys(f"{a[0]} >= 0" for a in arguments if a[1] == vid))
+        lines += [
+            f"if {using}:",
+            f"    {vid} = V{index}_get({value}, -1)",
+            f"    if {vid} < 0:",
+            f"        {vid} = FP_fresh(V{index}, {value})",
+            "else:",
+            f"    {vid} = -1",
+        ]
     fresh = []
     for (table, key), gid in w.gids.items():
         whens = when_of.get(gid)
@@ -856,8 +777,8 @@ def _flat_layout(w: _Writer) -> tuple[list[str], set[str], set[str]]:
     id), then the updates' run and amount locals (:func:`_flat_names`); and which of them
     the reads and the updates need."""
     read_ids = list(dict.fromkeys(gid for _, gid, _ in w.flat_reads))
-    runs, words, _ = _flat_names(w)
-    updating = [*runs, *(name for pair in words.values() for name in pair)]
+    runs, words, vids, _ = _flat_names(w)
+    updating = [*runs, *(name for pair in words.values() for name in pair), *vids]
     return [*read_ids, *updating], set(read_ids), set(updating)
 
 
@@ -884,15 +805,18 @@ def _flat_call(w: _Writer, what: int) -> list[str]:
     w.namespace["FP_reap"] = pool.reap
     call = f"FK(FP.heads, FP.slab, FP.meta, FP.st, FP.ctl, FP.dead, FPLAN, FO, ({args},))"
     lines = [f"_d = {call}", "while _d < 0:", "    FP_grow(_d)", f"    _d = {call}"]
-    lines += ["if _d:", "    FP_reap(_d)"]
-    if not what & keyed.UPDATES and w.flat_updates:  # ids died: look the updates' up again
-        lines += [f"    {gid} = T{table}_get({key}, -1)" for (table, key), gid in w.gids.items()]
-    if what & keyed.READS or (what & keyed.UPDATES and w.flat_values):
+    if what & keyed.READS or (what & keyed.UPDATES and (w.flat_values or w.flat_distinct)):
         lines.append("fo_ = FO.tolist()")
+    # the reads, before the ids the call let go are reaped (a last value, a sketch go with them)
     for j, (feature, gid, local) in enumerate(w.flat_reads if what & keyed.READS else ()):
         store = w.stores[feature]
         value = f"fo_[{3 * j + 2}]"  # (present, hi, lo): keyed.decide
-        if isinstance(store, FlatLastWindow):
+        if isinstance(store, FlatDistinctWindow):  # present is 2 for a sketch
+            w.namespace[f"S_{feature}_sketch"] = store.sketch_read
+            value = (
+                f"{value} if fo_[{3 * j}] == 1 else S_{feature}_sketch({gid}, {w.cutoff(store)})"
+            )
+        elif isinstance(store, FlatLastWindow):
             w.namespace[f"LV_{feature}"] = store.values
             value = _scaled(f"LV_{feature}[{gid}]", store.scale)
         elif type(store) is not FlatCountWindow:
@@ -901,14 +825,25 @@ def _flat_call(w: _Writer, what: int) -> list[str]:
             w.namespace[f"X_{feature}"] = store.default
             value = f"{value} if fo_[{3 * j}] else X_{feature}"
         lines.append(f"{local} = {value}")
-    if what & keyed.UPDATES:  # after the reads: a last value read is the one before the event
-        runs = _flat_names(w)[2]
+    lines += ["if _d:", "    FP_reap(_d)"]
+    if not what & keyed.UPDATES and w.flat_updates:  # ids died: look the updates' up again
+        lines += [f"    {gid} = T{table}_get({key}, -1)" for (table, key), gid in w.gids.items()]
+    if what & keyed.UPDATES:  # after the reads: a read is of the state before the event
+        runs = _flat_names(w)[3]
         for j, value_code in w.flat_values.items():
             feature = w.flat_updates[j][0]
             w.namespace[f"LV_{feature}"] = w.stores[feature].values
             lines += [
                 f"if fo_[{3 * len(w.flat_reads) + j}]:",
                 f"    LV_{feature}[{runs[j][0]}] = {value_code}",
+            ]
+        for j, value_code in w.flat_distinct.items():
+            feature = w.flat_updates[j][0]
+            w.namespace[f"S_{feature}_after"] = w.stores[feature].after_update
+            out = f"fo_[{3 * len(w.flat_reads) + j}]"
+            lines += [
+                f"if {out}:",
+                f"    S_{feature}_after({out}, {runs[j][0]}, {value_code}, ts, now)",
             ]
     return lines
 
@@ -922,7 +857,7 @@ def _flat_plan(w: _Writer) -> None:
     for feature, gid, _ in w.flat_reads:
         plan += [w.stores[feature].slot, place[gid]]
     plan.append(len(w.flat_updates))
-    for (feature, _, _, _), (run, hi, _) in zip(w.flat_updates, _flat_names(w)[2], strict=True):
+    for (feature, _, _, _), (run, hi, _) in zip(w.flat_updates, _flat_names(w)[3], strict=True):
         plan += [w.stores[feature].slot, place[run], place.get(hi, -1)]
     w.namespace["FPLAN"] = np.array(plan, np.int64)
 

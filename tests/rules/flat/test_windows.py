@@ -13,11 +13,18 @@ from fengkong.rules.flat import tally
 from fengkong.rules.flat.pool import FlatPool
 from fengkong.rules.flat.windows import (
     FlatCountWindow,
+    FlatDistinctWindow,
     FlatExtremumWindow,
     FlatLastWindow,
     FlatSumWindow,
 )
-from fengkong.rules.windows import CountWindow, ExtremumWindow, LastWindow, SumWindow
+from fengkong.rules.windows import (
+    CountWindow,
+    DistinctWindow,
+    ExtremumWindow,
+    LastWindow,
+    SumWindow,
+)
 
 G, N, MAX_KEYS = 10, 6, 4
 
@@ -135,3 +142,81 @@ def test_a_closed_last_value_store_leaves_the_others_values_kept_in_step():
     assert one.read("a", 1_000) == 7 and len(one.values) == 1
     one.add("b", 8, 1_000 + G * (N + 1), 1_000 + G * (N + 1))  # "a" expires and is swept
     assert list(one.keys) == ["b"] and list(one.values) == [one.table.ids["b"]]
+
+
+# (key, time step, lateness, value, then: as for ``events``)
+distinct_events = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c", "d", "e", "f"]),
+        st.integers(0, 25),
+        st.integers(0, 70),
+        st.sampled_from(["p", "q", "r", "s", "t", "u", "v", "w"]),
+        st.integers(0, 4),
+    ),
+    min_size=1,
+    max_size=120,
+)
+
+
+@pytest.mark.parametrize("exact_limit", [2, 4, 1_000], ids=["limit-2", "limit-4", "exact"])
+@pytest.mark.parametrize("slab_words", [3 * 1024, 3], ids=["slab", "tiny-slab"])
+@settings(max_examples=300, deadline=None)
+@given(stream=distinct_events)
+def test_flat_distinct_stores_decide_and_keep_what_the_python_store_does(
+    exact_limit, slab_words, stream
+):
+    """Two distinct stores of one pool (two windows, sharing the value table) against two
+    ``DistinctWindow``: exact sets, sets past ``exact_limit`` made sketches (and a sketch
+    in a row a sweep or eviction lets go), reads, state and restores; a value's id lives
+    while a set holds the value."""
+    shapes = [(G, N, MAX_KEYS), (2 * G, N // 2, MAX_KEYS + 1)]
+    references = [DistinctWindow(g, n, keys, exact_limit) for g, n, keys in shapes]
+    pool = FlatPool()
+    pool.slab, pool.meta = tally.new_slab(slab_words)
+    stores = [FlatDistinctWindow(g, n, keys, exact_limit, 1, pool) for g, n, keys in shapes]
+    now = 1_000
+    for key, step, late, value, then in stream:
+        now += step
+        ts = now - late
+        for reference, store in zip(references, stores, strict=True):
+            reference.add(key, value, ts, now)
+            store.add(key, value, ts, now)
+            assert list(store.keys) == list(reference.keys)
+            if then == 1:
+                for probe in "abcdef":
+                    assert store.read(probe, now) == reference.read(probe, now)
+            elif then == 3:
+                assert store.state() == reference.state()
+            elif then == 4:
+                snapshot = reference.state()
+                store.restore(snapshot)
+                assert store.state() == snapshot
+            assert list(store.keys) == list(reference.keys)
+        held = set()
+        for store in stores:
+            assert len(store.sketches) == sum(
+                "sketch" in key_state for _, key_state in store.state()["keys"]
+            )
+            for _, key_state in store.state()["keys"]:
+                held.update(v for _, members in key_state.get("exact", []) for v in members)
+        assert set(stores[0].values.ids) == held
+    for reference, store in zip(references, stores, strict=True):
+        assert store.state() == reference.state()
+
+
+def test_a_sketch_a_read_emptied_moves_the_key_as_the_python_store_does():
+    """A key in sketch mode whose every bucket a read evicted has no newest bucket: its
+    next update moves it to the back even within the span of its old newest bucket (the
+    row's ``LAST`` follows the sketch)."""
+    reference = DistinctWindow(G, N, MAX_KEYS, 2)
+    store = FlatDistinctWindow(G, N, MAX_KEYS, 2, 1, FlatPool())
+    for window in (reference, store):
+        window.add("b", "p", 1_020, 1_020)  # bucket 102, in span 34 (N // 2 = 3)
+        for value in "pqr":  # past the limit of 2: a sketch, newest bucket 103
+            window.add("a", value, 1_030, 1_030)
+        window.add("b", "p", 1_040, 1_040)  # bucket 104, same span: b stays in front
+        window.add("c", "p", 1_040, 1_040)
+        assert window.read("a", 1_090) == 0  # cutoff 103: the sketch is empty
+        window.add("a", "s", 1_040, 1_090)  # bucket 104: moves, as a key with no bucket
+    assert list(store.keys) == list(reference.keys) == ["b", "c", "a"]
+    assert store.state() == reference.state()

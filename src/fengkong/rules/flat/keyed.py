@@ -16,8 +16,19 @@ The stores of a :class:`~fengkong.rules.flat.pool.FlatPool` share these arrays:
   of keys (``KEYS``), its last sweep's cutoff (``SWEPT``), whether that sweep is owed
   (``OWED``) and the first ``now`` at which it must be settled (``DUE``), its window (bucket
   width ``G``, buckets ``N``, ``SPAN`` (see ``KeyedWindow``), ``MAX_KEYS``), its place
-  (``TABLE``, ``J``, and the table's ``WIDTH``) and its ``KIND`` (``SUM``, ``MIN``, ``MAX``).
-* ``ctl``: the number of dead ids listed, and the call epoch.
+  (``TABLE``, ``J``, and the table's ``WIDTH``), its ``KIND`` (``SUM``, ``MIN``, ``MAX``,
+  ``LATEST``, ``DISTINCT``) and, for a distinct count, its value table (``VALUES``) and
+  ``LIMIT`` (``exact_limit``).
+* ``ctl`` and ``dead``: the ids that died in the call (:mod:`.ids`).
+
+A distinct count's row holds its exact set (:mod:`.distinct`, the values as ids of the pool's
+value table for the field's type, ``heads[VALUES]``), or is marked ``SKETCHED``: past
+``LIMIT`` values the key's set is a :class:`~fengkong.rules.sketch.Sketch` its owner keeps
+(numba does not hash strings as the sketch must), and the row keeps its place in the
+store's order, ``LAST`` the sketch's newest bucket. A read of such a row reports 2 for its
+owner to read the sketch after the call; an update moves the row and reports 1 for its
+owner to add the value to the sketch; an update that would take an exact set past
+``LIMIT`` evicts and moves, and reports 2: its owner makes the sketch (:func:`to_sketch`).
 
 The operations are those of :class:`~fengkong.rules.windows.KeyedWindow`,
 :class:`~fengkong.rules.windows.CountWindow` and
@@ -39,27 +50,51 @@ from typing import Any
 
 import numba as nb
 
-from fengkong.rules.flat import extremum, tally
+from fengkong.rules.flat import distinct, extremum, tally
+from fengkong.rules.flat.ids import (
+    DEAD,
+    EPOCH,
+    ID_MASK,
+    RESULT,
+    SKETCH_TAG,
+    TABLE_SHIFT,
+    listed,
+    settle,
+)
 from fengkong.rules.flat.jit import kernel
-from fengkong.rules.flat.tally import LAST, TOTAL_HI, TOTAL_LO
+from fengkong.rules.flat.tally import LAST, LENGTH, TOTAL_HI, TOTAL_LO
 from fengkong.rules.windows import DRAIN
 
 # columns of a head row after the tally's
 PREV, NEXT, HELD, HOLDERS = range(tally.TALLY_WIDTH, tally.TALLY_WIDTH + 4)
 ROW_WIDTH = tally.TALLY_WIDTH + 4
 # columns of ``st``
-FRONT, BACK, KEYS, SWEPT, OWED, DUE, G, N, SPAN, MAX_KEYS, TABLE, J, WIDTH, KIND = range(14)
-ST_WIDTH = 14
+(
+    FRONT,
+    BACK,
+    KEYS,
+    SWEPT,
+    OWED,
+    DUE,
+    G,
+    N,
+    SPAN,
+    MAX_KEYS,
+    TABLE,
+    J,
+    WIDTH,
+    KIND,
+    VALUES,
+    LIMIT,
+) = range(16)
+ST_WIDTH = 16
 # a store's ``KIND``: a count or sum (a count adds 1), a minimum or a maximum (:mod:`.extremum`),
-# or a last value (the row holds its bucket in ``LAST`` and its time in ``TS``; the value is
-# the owner's, by id: see ``decide``)
-SUM, MIN, MAX, LATEST = range(4)
+# a last value (the row holds its bucket in ``LAST`` and its time in ``TS``; the value is
+# the owner's, by id: see ``decide``), or a distinct count (see above)
+SUM, MIN, MAX, LATEST, DISTINCT = range(5)
 TS = tally.TOTAL_HI
-# ``ctl``
-DEAD, EPOCH = range(2)
-CTL_WIDTH = 2
+SKETCHED = tally.TOTAL_LO
 NEED_SLAB = -1
-TABLE_SHIFT = 40  # a dead id is listed as (table << TABLE_SHIFT) | id
 _ALL = 2**62
 
 
@@ -101,32 +136,40 @@ def _take(head, st, s, r):
 
 
 @kernel
-def _drop(head, slab, meta, st, ctl, dead, s, r):
-    """Pop row ``r`` from store ``s``, emptied; its id dies with its last holder."""
+def _drop(heads, slab, meta, st, ctl, dead, s, r):
+    """Pop row ``r`` from store ``s``, emptied (a distinct set's values let go, a sketch
+    listed for its owner to drop); its id dies with its last holder."""
+    head = heads[st[s, TABLE]]
     _unlink(head, st, s, r)
     head[r, HELD] = 0
     st[s, KEYS] -= 1
-    tally.release(head, slab, meta, r)
     width = st[s, WIDTH]
+    if st[s, KIND] == DISTINCT:
+        if head[r, SKETCHED]:
+            listed(ctl, dead, SKETCH_TAG | (s << TABLE_SHIFT) | (r // width))
+        else:
+            vt = st[s, VALUES]
+            distinct.clear(head, slab, meta, heads[vt], ctl, dead, vt, r)
+    tally.release(head, slab, meta, r)
     first = r - r % width
     holders = head[first, HOLDERS] - 1
     if holders == 0:
         holders = -ctl[EPOCH]
-        dead[ctl[DEAD]] = (st[s, TABLE] << TABLE_SHIFT) | (r // width)
-        ctl[DEAD] += 1
+        listed(ctl, dead, (st[s, TABLE] << TABLE_SHIFT) | (r // width))
     head[first, HOLDERS] = holders
 
 
 @kernel
-def _pop_expired(head, slab, meta, st, ctl, dead, s, cutoff, limit):
+def _pop_expired(heads, slab, meta, st, ctl, dead, s, cutoff, limit):
     """``KeyedWindow._pop_expired``: pop at most ``limit`` keys of the leading run whose newest
     bucket is at or before ``cutoff``; the number popped."""
+    head = heads[st[s, TABLE]]
     popped = 0
     while popped < limit:
         r = st[s, FRONT]
         if r < 0 or head[r, LAST] > cutoff:
             break
-        _drop(head, slab, meta, st, ctl, dead, s, r)
+        _drop(heads, slab, meta, st, ctl, dead, s, r)
         popped += 1
     return popped
 
@@ -135,14 +178,13 @@ def _pop_expired(head, slab, meta, st, ctl, dead, s, cutoff, limit):
 def _sweep(heads, slab, meta, st, ctl, dead, s, cutoff):
     st[s, SWEPT] = cutoff
     st[s, OWED] = 0
-    _pop_expired(heads[st[s, TABLE]], slab, meta, st, ctl, dead, s, cutoff, _ALL)
+    _pop_expired(heads, slab, meta, st, ctl, dead, s, cutoff, _ALL)
 
 
 @kernel
 def _drain(heads, slab, meta, st, ctl, dead, s, limit):
     """``KeyedWindow.drain``: pop at most ``limit`` keys of the owed sweep."""
-    head = heads[st[s, TABLE]]
-    popped = _pop_expired(head, slab, meta, st, ctl, dead, s, st[s, SWEPT], limit)
+    popped = _pop_expired(heads, slab, meta, st, ctl, dead, s, st[s, SWEPT], limit)
     if popped < limit or st[s, FRONT] < 0:
         st[s, OWED] = 0
     return popped
@@ -168,11 +210,29 @@ def _begin(heads, slab, meta, st, ctl, dead, now, drain_owed):
 
 
 @kernel
+def _count(heads, slab, meta, st, ctl, dead, s, g, cutoff):
+    """Distinct store ``s``'s number of values for id ``g`` at ``cutoff``, as
+    :func:`_value` gives it: ``(1, 0, n)``, its expired values let go, or ``(2, 0, 0)``
+    for a row in sketch mode (its owner reads the sketch)."""
+    if g < 0:
+        return 1, 0, 0
+    head = heads[st[s, TABLE]]
+    r = g * st[s, WIDTH] + st[s, J]
+    if head[r, HELD] == 0:
+        return 1, 0, 0
+    if head[r, SKETCHED]:
+        return 2, 0, 0
+    vt = st[s, VALUES]
+    distinct.evict(head, slab, meta, heads[vt], ctl, dead, vt, r, cutoff)
+    return 1, 0, head[r, LENGTH]
+
+
+@kernel
 def _value(heads, slab, meta, st, s, g, cutoff):
     """Store ``s``'s value for id ``g`` (``-1``: a key its table does not hold) at
     ``cutoff``, its expired buckets dropped: ``(present, hi, lo)``; a total is always
     present (0 for a key not held), an extremum or a last value only while the key has a
-    live bucket."""
+    live bucket (a distinct count: :func:`_count`)."""
     if g < 0:
         return 0, 0, 0
     head = heads[st[s, TABLE]]
@@ -195,12 +255,19 @@ def _value(heads, slab, meta, st, s, g, cutoff):
 def _update(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo):
     """``CountWindow._fold`` of amount ``(hi, lo)`` into bucket ``idx`` (in the window) of id
     ``g`` in store ``s`` (an extremum's fold for a min or max; for a last value, the event at
-    ``ts`` takes the row if it is the latest, ``LastWindow.add``). A key an owed sweep dropped
-    but has not popped yet (its newest bucket at or before ``SWEPT``) starts over at the
-    back, as it would once settled. Returns 1 if a last value's row took the event (its
-    owner then keeps the event's value), else 0."""
+    ``ts`` takes the row if it is the latest, ``LastWindow.add``; for a distinct count,
+    ``DistinctWindow.add`` of value id ``hi``, its expired values evicted before the key
+    moves). A key an owed sweep dropped but has not popped yet (its newest bucket at or
+    before ``SWEPT``) starts over at the back, as it would once settled. Returns 1 if a last
+    value's row took the event (its owner then keeps the event's value) or a distinct row
+    in sketch mode was updated (its owner adds the value to the sketch), 2 if a distinct
+    set needs to become a sketch (see the module docstring), else 0."""
     head = heads[st[s, TABLE]]
     r = g * st[s, WIDTH] + st[s, J]
+    kind = st[s, KIND]
+    if kind == DISTINCT and head[r, HELD] != 0 and head[r, SKETCHED] == 0:
+        vt = st[s, VALUES]
+        distinct.evict(head, slab, meta, heads[vt], ctl, dead, vt, r, cutoff)
     if head[r, HELD] != 0:
         last = head[r, LAST]
         if st[s, OWED] != 0 and last <= st[s, SWEPT]:
@@ -214,9 +281,8 @@ def _update(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo):
         if st[s, KEYS] >= st[s, MAX_KEYS]:
             _sweep(heads, slab, meta, st, ctl, dead, s, cutoff)
             if st[s, KEYS] >= st[s, MAX_KEYS]:
-                _drop(head, slab, meta, st, ctl, dead, s, st[s, FRONT])
+                _drop(heads, slab, meta, st, ctl, dead, s, st[s, FRONT])
         _take(head, st, s, r)
-    kind = st[s, KIND]
     if kind == SUM:
         tally.add(head, slab, meta, r, idx, hi, lo)
     elif kind == LATEST:
@@ -225,6 +291,14 @@ def _update(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo):
             head[r, LAST] = idx
             head[r, TS] = ts
             return 1
+    elif kind == DISTINCT:
+        if head[r, SKETCHED]:
+            if idx > head[r, LAST]:
+                head[r, LAST] = idx
+            return 1
+        if head[r, LENGTH] >= st[s, LIMIT] and distinct.find(head, slab, r, hi) < 0:
+            return 2
+        distinct.add(head, slab, meta, heads[st[s, VALUES]], r, idx, hi)
     else:
         extremum.add(head, slab, meta, r, idx, hi, lo, kind == MIN)
     return 0
@@ -235,11 +309,12 @@ def _space(heads, st, s, g, words):
     """Slab words one more update of id ``g`` in store ``s`` may carve, added to ``words``
     (a whole chunk of the class it may need; free chunks are not counted). A min or max
     may need a first chunk even for a key it holds: one an owed sweep dropped starts over
-    (:func:`_update`), its chunk let go."""
+    (:func:`_update`), its chunk let go; so may a distinct set whose every value the
+    update evicts first."""
     head = heads[st[s, TABLE]]
     r = g * st[s, WIDTH] + st[s, J]
     c = tally._needs_chunk(head, r)
-    if st[s, KIND] == LATEST:
+    if st[s, KIND] == LATEST or (st[s, KIND] == DISTINCT and head[r, SKETCHED]):
         c = -1
     elif st[s, KIND] != SUM:
         c = max(c, 0)
@@ -249,33 +324,38 @@ def _space(heads, st, s, g, words):
 
 
 @kernel
-def _settle_id(heads, st, ctl, dead, s, g):
+def _settle_id(heads, st, ctl, dead, s, g, vid):
     """After updates: id ``g`` of store ``s``'s table, if no store took it, is dead too (a
-    fresh id whose updates did not run)."""
-    width = st[s, WIDTH]
-    head = heads[st[s, TABLE]]
-    first = g * width
-    if g >= 0 and head[first, HOLDERS] <= 0 and head[first, HOLDERS] != -ctl[EPOCH]:
-        head[first, HOLDERS] = -ctl[EPOCH]
-        dead[ctl[DEAD]] = (st[s, TABLE] << TABLE_SHIFT) | g
-        ctl[DEAD] += 1
+    fresh id whose updates did not run), and so is a distinct count's value id ``vid`` no
+    set took."""
+    if g < 0:
+        return
+    t = st[s, TABLE]
+    settle(heads[t], g * st[s, WIDTH], ctl, dead, (t << TABLE_SHIFT) | g)
+    if st[s, KIND] == DISTINCT:
+        vt = st[s, VALUES]
+        settle(heads[vt], vid, ctl, dead, (vt << TABLE_SHIFT) | vid)
 
 
 @kernel
 def _unlist_revived(heads, st, ctl, dead):
-    """Unlist the ids listed dead that a later update of the call took again."""
+    """Unlist the ids listed dead that a later update of the call took again (a sketch let
+    go stays listed)."""
     kept = 0
-    mask = (1 << TABLE_SHIFT) - 1
     for j in range(ctl[DEAD]):
-        t = dead[j] >> TABLE_SHIFT
-        width = 0
-        for s in range(st.shape[0]):  # the table's width, from any of its stores
-            if st[s, WIDTH] > 0 and st[s, TABLE] == t:
-                width = st[s, WIDTH]
-                break
-        if heads[t][(dead[j] & mask) * width, HOLDERS] <= 0:
-            dead[kept] = dead[j]
-            kept += 1
+        code = dead[j]
+        if code < SKETCH_TAG:
+            t = code >> TABLE_SHIFT
+            width = 1  # a value table's; a key table's, from any of its stores
+            for s in range(st.shape[0]):
+                if st[s, WIDTH] > 0 and st[s, TABLE] == t:
+                    width = st[s, WIDTH]
+                    break
+            head = heads[t]
+            if head[(code & ID_MASK) * width, head.shape[1] - 1] > 0:
+                continue
+        dead[kept] = code
+        kept += 1
     ctl[DEAD] = kept
 
 
@@ -306,14 +386,14 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
     ``plan = (reads, (s, a) per read, updates, (s, a, h) per update)``: a store slot, the
     index in ``args`` of the key's id (``-1``: absent; for an update, that it does not run:
     a filter or guard failed), and for an update the index of its amount's two words
-    ``(hi, lo)`` (``-1``: a count's 1). Updates that share a key and a filter, or an amount,
-    share their arguments.
+    ``(hi, lo)`` (``-1``: a count's 1; a distinct count's value id is one word). Updates
+    that share a key and a filter, or an amount, share their arguments.
 
     Read ``j``'s value at its cutoff goes to ``out[3j:3j+3]`` as ``(present, hi, lo)``
     (:func:`_value`), before any update. Each update inside its window folds the event
-    (:func:`_update`; ``out[3 * reads + j]`` is 1 where a last value's row took the event,
-    for its owner to keep the event's value); then each store updated whose cutoff passed
-    its last sweep owes the sweep (``KeyedWindow.defer``).
+    (:func:`_update`, whose result goes to ``out[3 * reads + j]``: what its owner does
+    after the call); then each store updated whose cutoff passed its last sweep owes the
+    sweep (``KeyedWindow.defer``), or sweeps at once (a distinct count).
     Returns the dead ids listed, or ``NEED_SLAB`` (nothing changed)."""
     now = args[0]
     ts = args[1]
@@ -333,9 +413,12 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
         for j in range(reads):
             s = plan[1 + 2 * j]
             cutoff = now // st[s, G] - st[s, N]
-            out[3 * j], out[3 * j + 1], out[3 * j + 2] = _value(
-                heads, slab, meta, st, s, args[plan[2 + 2 * j]], cutoff
-            )
+            g = args[plan[2 + 2 * j]]
+            if st[s, KIND] == DISTINCT:
+                value = _count(heads, slab, meta, st, ctl, dead, s, g, cutoff)
+            else:
+                value = _value(heads, slab, meta, st, s, g, cutoff)
+            out[3 * j], out[3 * j + 1], out[3 * j + 2] = value
     for j in range(updates):
         p = at + 3 * j
         g = args[plan[p + 1]]
@@ -347,7 +430,12 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
         idx = ts // st[s, G]
         if idx > cutoff:
             h = plan[p + 2]
-            hi, lo = (0, 1) if h < 0 else (args[h], args[h + 1])
+            if h < 0:
+                hi, lo = 0, 1
+            elif st[s, KIND] == DISTINCT:
+                hi, lo = args[h], 0
+            else:
+                hi, lo = args[h], args[h + 1]
             out[3 * reads + j] = _update(
                 heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo
             )
@@ -358,12 +446,17 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
         s = plan[p]
         cutoff = now // st[s, G] - st[s, N]
         if ts // st[s, G] > cutoff and cutoff > st[s, SWEPT]:
-            st[s, SWEPT] = cutoff
-            st[s, OWED] = 1
-            st[s, DUE] = (cutoff + st[s, N] + 1) * st[s, G]
+            if st[s, KIND] == DISTINCT:
+                _sweep(heads, slab, meta, st, ctl, dead, s, cutoff)
+            else:
+                st[s, SWEPT] = cutoff
+                st[s, OWED] = 1
+                st[s, DUE] = (cutoff + st[s, N] + 1) * st[s, G]
     for j in range(updates):
         p = at + 3 * j
-        _settle_id(heads, st, ctl, dead, plan[p], args[plan[p + 1]])
+        h = plan[p + 2]
+        vid = args[h] if h >= 0 else -1
+        _settle_id(heads, st, ctl, dead, plan[p], args[plan[p + 1]], vid)
     if ctl[DEAD]:
         _unlist_revived(heads, st, ctl, dead)
     return ctl[DEAD]
@@ -375,14 +468,15 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
 @kernel
 def add(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo):
     """``CountWindow.add`` after its checks: fold, then sweep at once if the cutoff passed the
-    last sweep. Returns the dead ids listed, or ``NEED_SLAB``."""
+    last sweep. Returns the dead ids listed, or ``NEED_SLAB``; the update's result (see
+    :func:`_update`) is in ``ctl[RESULT]``."""
     if meta[-1] + _space(heads, st, s, g, 0) > len(slab):
         return NEED_SLAB
     _begin(heads, slab, meta, st, ctl, dead, 0, False)
-    _update(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo)
+    ctl[RESULT] = _update(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo)
     if cutoff > st[s, SWEPT]:
         _sweep(heads, slab, meta, st, ctl, dead, s, cutoff)
-    _settle_id(heads, st, ctl, dead, s, g)
+    _settle_id(heads, st, ctl, dead, s, g, hi)
     if ctl[DEAD]:
         _unlist_revived(heads, st, ctl, dead)
     return ctl[DEAD]
@@ -394,15 +488,49 @@ def read(heads, slab, meta, st, s, g, cutoff, out):
     out[0], out[1], out[2] = _value(heads, slab, meta, st, s, g, cutoff)
 
 
+@kernel
+def read_distinct(heads, slab, meta, st, ctl, dead, s, g, cutoff, out):
+    """A distinct count's :func:`read` (its expired values let go); the dead ids listed."""
+    _begin(heads, slab, meta, st, ctl, dead, 0, False)
+    out[0], out[1], out[2] = _count(heads, slab, meta, st, ctl, dead, s, g, cutoff)
+    return ctl[DEAD]
+
+
+_ROWS = nb.types.Array(nb.int64, 2, "C")
+_VECTOR = nb.types.Array(nb.int64, 1, "C")
+
+
 @functools.cache
 def reader(tables: int) -> Any:
     """The compiled entry point of :func:`read` for a pool with ``tables`` heads (padded):
     a store's own reads (the evaluator's, outside the fused step) call it directly, since
     numba's dispatcher would type its eight arguments on every call (1-2 µs)."""
-    rows = nb.types.Array(nb.int64, 2, "C")
-    vector = nb.types.Array(nb.int64, 1, "C")
-    heads = nb.types.UniTuple(rows, tables)
-    return read.compile((heads, vector, vector, rows, nb.int64, nb.int64, nb.int64, vector))
+    heads = nb.types.UniTuple(_ROWS, tables)
+    return read.compile((heads, _VECTOR, _VECTOR, _ROWS, nb.int64, nb.int64, nb.int64, _VECTOR))
+
+
+@functools.cache
+def distinct_reader(tables: int) -> Any:
+    """The compiled entry point of :func:`read_distinct` (see :func:`reader`)."""
+    heads = nb.types.UniTuple(_ROWS, tables)
+    arrays = (heads, _VECTOR, _VECTOR, _ROWS, _VECTOR, _VECTOR)
+    return read_distinct.compile((*arrays, nb.int64, nb.int64, nb.int64, _VECTOR))
+
+
+@kernel
+def to_sketch(heads, slab, meta, st, ctl, dead, s, g, idx):
+    """Distinct store ``s``'s row of id ``g`` after an update that reported 2, its owner
+    having made the sketch of its values and the update's: the values let go, the row
+    marked ``SKETCHED``, ``LAST`` the sketch's newest bucket. The dead ids listed."""
+    _begin(heads, slab, meta, st, ctl, dead, 0, False)
+    head = heads[st[s, TABLE]]
+    r = g * st[s, WIDTH] + st[s, J]
+    newest = max(head[r, LAST], idx)
+    vt = st[s, VALUES]
+    distinct.clear(head, slab, meta, heads[vt], ctl, dead, vt, r)
+    head[r, SKETCHED] = 1
+    head[r, LAST] = newest
+    return ctl[DEAD]
 
 
 @kernel
@@ -424,9 +552,8 @@ def drain(heads, slab, meta, st, ctl, dead, s, limit):
 def clear(heads, slab, meta, st, ctl, dead, s):
     """Pop every key of store ``s``; the dead ids listed."""
     _begin(heads, slab, meta, st, ctl, dead, 0, False)
-    head = heads[st[s, TABLE]]
     while st[s, FRONT] >= 0:
-        _drop(head, slab, meta, st, ctl, dead, s, st[s, FRONT])
+        _drop(heads, slab, meta, st, ctl, dead, s, st[s, FRONT])
     return ctl[DEAD]
 
 

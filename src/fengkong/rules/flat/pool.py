@@ -6,6 +6,10 @@ each key up once however many stores hold it, and finds the key's rows in every 
 table side by side. An id lives while a store holds it; the kernels list the ids whose last
 holder let go, and :meth:`FlatPool.reap` deletes them from their table and frees them, after
 every call.
+
+A value table maps the values distinct counts count (of one type: a string and a number
+never share an id) to ids the same way: one row of one column per id, the number of sets
+holding the value (:mod:`.ids`).
 """
 
 from __future__ import annotations
@@ -15,21 +19,10 @@ from typing import Any
 import numpy as np
 
 from fengkong.rules.flat import keyed, tally
-from fengkong.rules.flat.keyed import (
-    BACK,
-    CTL_WIDTH,
-    FRONT,
-    NEXT,
-    PREV,
-    ROW_WIDTH,
-    ST_WIDTH,
-    SWEPT,
-    TABLE_SHIFT,
-    WIDTH,
-)
+from fengkong.rules.flat.ids import CTL_WIDTH, ID_MASK, SKETCH_TAG, TABLE_SHIFT
+from fengkong.rules.flat.keyed import BACK, FRONT, NEXT, PREV, ROW_WIDTH, ST_WIDTH, SWEPT, WIDTH
 
 _NEVER = -(2**62)
-_ID_MASK = (1 << TABLE_SHIFT) - 1
 _NO_TABLE = tally.empty_rows(0, ROW_WIDTH)  # pads ``heads`` (see keyed.padded)
 _READY = 1024  # the ids whose rows fresh() makes empty at a time
 
@@ -69,10 +62,24 @@ class KeyTable:
 
 
 class FlatPool:
-    """The shared arrays (see :mod:`.keyed` for each), the key tables, which store slots are
-    free, and ``read``, :func:`keyed.read` compiled for the arrays."""
+    """The shared arrays (see :mod:`.keyed` for each), the key and value tables, which store
+    slots are free, the sketches of distinct stores by slot (each by key id), and ``read``
+    and ``read_distinct``, :func:`keyed.read` and :func:`keyed.read_distinct` compiled for
+    the arrays."""
 
-    __slots__ = ("ctl", "dead", "free_slots", "heads", "meta", "read", "slab", "st", "tables")
+    __slots__ = (
+        "ctl",
+        "dead",
+        "free_slots",
+        "heads",
+        "meta",
+        "read",
+        "read_distinct",
+        "sketches",
+        "slab",
+        "st",
+        "tables",
+    )
 
     def __init__(self, slots: int = 4) -> None:
         self.slab, self.meta = tally.new_slab()
@@ -82,6 +89,8 @@ class FlatPool:
         self.tables: dict[tuple[str, ...], KeyTable] = {}
         self.heads: tuple[np.ndarray, ...] = (_NO_TABLE,) * keyed.padded(0, 2)
         self.read = keyed.reader(len(self.heads))
+        self.read_distinct: Any = None  # compiled once a distinct store joins
+        self.sketches: dict[int, dict[int, Any]] = {}
         self.dead = np.zeros(64, np.int64)
 
     @property
@@ -95,6 +104,21 @@ class FlatPool:
         if table is None:
             table = self.tables[fields] = KeyTable(len(self.tables), 64)
             self._rearrayed()
+        return table
+
+    def value_table(self, kind: str) -> KeyTable:
+        """The value table of the values of one type (``kind``, its name): one column per
+        id, its holders; its rows need no making empty (0 holders is empty)."""
+        fields = ("#values", kind)
+        table = self.tables.get(fields)
+        if table is None:
+            table = self.tables[fields] = KeyTable(len(self.tables), 64)
+            table.width = 1
+            table.head = np.zeros((64, 1), np.int64)
+            table.ready = -1  # never reached: see fresh
+            self._rearrayed()
+        if self.read_distinct is None:
+            self.read_distinct = keyed.distinct_reader(len(self.heads))
         return table
 
     # --- store slots ----------------------------------------------------------------------
@@ -171,7 +195,7 @@ class FlatPool:
             g = table.unused
             ids = len(table.key_of)
             if g == ids:
-                head = np.zeros((2 * ids * table.width, ROW_WIDTH), np.int64)
+                head = np.zeros((2 * ids * table.width, table.head.shape[1]), np.int64)
                 head[: len(table.head)] = table.head
                 table.head = head
                 table.key_of += [None] * ids
@@ -191,8 +215,11 @@ class FlatPool:
             return
         tables = list(self.tables.values())
         for code in self.dead[:listed].tolist():
+            if code >= SKETCH_TAG:  # a distinct store let a key in sketch mode go
+                del self.sketches[(code - SKETCH_TAG) >> TABLE_SHIFT][code & ID_MASK]
+                continue
             table = tables[code >> TABLE_SHIFT]
-            g = code & _ID_MASK
+            g = code & ID_MASK
             key = table.key_of[g]
             if key is None:  # listed twice: died, taken again, and died again in one call
                 continue
@@ -209,6 +236,8 @@ class FlatPool:
         heads = [table.head for table in self.tables.values()]
         self.heads = tuple(heads + [_NO_TABLE] * (keyed.padded(len(heads), 2) - len(heads)))
         self.read = keyed.reader(len(self.heads))
+        if self.read_distinct is not None:
+            self.read_distinct = keyed.distinct_reader(len(self.heads))
         rows = sum(len(table.head) + len(table.key_of) for table in self.tables.values())
         if len(self.dead) < rows + 64:
             self.dead = np.zeros(2 * (rows + 64), np.int64)

@@ -1,7 +1,9 @@
-"""Count, sum, min and max stores kept in a :class:`~fengkong.rules.flat.pool.FlatPool`'s
-arrays: :class:`~fengkong.rules.windows.CountWindow`, :class:`~fengkong.rules.windows.SumWindow`
-and :class:`~fengkong.rules.windows.ExtremumWindow` with the same keys, update order,
-sweeps, reads and canonical state (a differential test compares them event by event).
+"""Count, sum, min, max, last-value and distinct-count stores kept in a
+:class:`~fengkong.rules.flat.pool.FlatPool`'s arrays: :class:`~fengkong.rules.windows.CountWindow`,
+:class:`~fengkong.rules.windows.SumWindow`, :class:`~fengkong.rules.windows.ExtremumWindow`,
+:class:`~fengkong.rules.windows.LastWindow` and :class:`~fengkong.rules.windows.DistinctWindow`
+with the same keys, update order, sweeps, reads and canonical state (a differential test
+compares them event by event).
 
 A store is a slot of the pool; its keys are ids of the pool's key table for its key
 expression, shared with the pool's other stores keyed the same way. These methods call the
@@ -17,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from fengkong.rules.flat import extremum, keyed, tally
-from fengkong.rules.flat.keyed import FRONT, HELD, KEYS, NEXT, OWED, SWEPT, J
+from fengkong.rules.flat import distinct, extremum, keyed, tally
+from fengkong.rules.flat.ids import RESULT
+from fengkong.rules.flat.keyed import FRONT, HELD, KEYS, NEXT, OWED, SKETCHED, SWEPT, J
 from fengkong.rules.flat.pool import FlatPool
+from fengkong.rules.sketch import Sketch
 from fengkong.rules.windows import SPAN, KeyedWindow, _key_in, _key_out
 
 
@@ -96,14 +100,19 @@ class FlatCountWindow(KeyedWindow):
         gid = self.table.ids.get(key, -1)
         if gid < 0:
             gid = pool.fresh(self.table, key)
-        hi, lo = tally.split(self._amount(value))
+        hi, lo = self._words(value)
         while (listed := keyed.add(*pool.arrays, self.slot, gid, ts, idx, cutoff, hi, lo)) < 0:
             pool.grow(listed)
-        self._took(gid, ts, idx, value)
         pool.reap(listed)
+        self._took(int(pool.ctl[RESULT]), gid, ts, now, value)
 
-    def _took(self, gid: int, ts: int, idx: int, value: Any) -> None:
-        """After an update of id ``gid`` (a last value keeps the event's value here)."""
+    def _took(self, result: int, gid: int, ts: int, now: int, value: Any) -> None:
+        """After an update of id ``gid`` whose result (``keyed._update``) is ``result``: a
+        last value keeps the event's value here, a distinct count its sketch."""
+
+    def _words(self, value: Any) -> tuple[int, int]:
+        """The update's two words (``keyed._update``'s ``hi, lo``)."""
+        return tally.split(self._amount(value))
 
     def _amount(self, value: Any) -> int:
         return 1
@@ -285,11 +294,9 @@ class FlatLastWindow(FlatCountWindow):
         table.last_values = [values for values in table.last_values if values is not self.values]
         super().close()
 
-    def _took(self, gid: int, ts: int, idx: int, value: Any) -> None:
-        row = gid * self.table.width + self.pool.st.item(self.slot, J)
-        head = self.table.head
-        if head.item(row, tally.LAST) == idx and head.item(row, keyed.TS) == ts:
-            self.values[gid] = value  # the row took the event (or one at the same time)
+    def _took(self, result: int, gid: int, ts: int, now: int, value: Any) -> None:
+        if result:
+            self.values[gid] = value  # the row took the event
 
     def read(self, key: Any, now: int) -> Any:
         pool = self.pool
@@ -318,3 +325,120 @@ class FlatLastWindow(FlatCountWindow):
         head[row, tally.FIRST] = head[row, tally.LAST] = idx
         head[row, keyed.TS] = ts
         self.values[row // self.table.width] = self._in(value)
+
+
+class FlatDistinctWindow(FlatCountWindow):
+    """Number of distinct values of a field per key in the window, in a pool's arrays:
+    :class:`~fengkong.rules.windows.DistinctWindow`'s exact set as value ids in the slab
+    (:mod:`.distinct`), then, past ``exact_limit`` values, its per-bucket HyperLogLog
+    (``sketches``, by key id, kept here with the row in sketch mode: see :mod:`.keyed`).
+    ``values``: the pool's value table for the field's type (``kind``)."""
+
+    __slots__ = ("exact_limit", "sketches", "values")
+    LAZY = False  # swept at once, in the kernel too
+
+    def __init__(
+        self,
+        g: int,
+        n: int,
+        max_keys: int,
+        exact_limit: int,
+        scale: int,
+        pool: FlatPool,
+        fields: tuple = ("k",),
+        kind: str = "str",
+    ) -> None:
+        super().__init__(g, n, max_keys, scale, pool, fields, keyed.DISTINCT)
+        self.exact_limit = exact_limit
+        self.values = pool.value_table(kind)
+        pool.st[self.slot, keyed.VALUES] = self.values.index
+        pool.st[self.slot, keyed.LIMIT] = exact_limit
+        self.sketches: dict[int, Sketch] = {}
+        pool.sketches[self.slot] = self.sketches
+
+    def close(self) -> None:
+        super().close()
+        del self.pool.sketches[self.slot]
+
+    def _words(self, value: Any) -> tuple[int, int]:
+        vid = self.values.ids.get(value, -1)
+        return (vid if vid >= 0 else self.pool.fresh(self.values, value)), 0
+
+    def _took(self, result: int, gid: int, ts: int, now: int, value: Any) -> None:
+        if result:
+            self.after_update(result, gid, value, ts, now)
+
+    def after_update(self, result: int, gid: int, value: Any, ts: int, now: int) -> None:
+        """What an update that reported ``result`` (1 or 2, see :mod:`.keyed`) leaves to
+        the store, after the call and its dead ids reaped: ``DistinctWindow._add_sketch``'s
+        eviction and add, or ``_to_sketch`` of the set and the value."""
+        idx = ts // self.g
+        if result == 1:
+            sketch = self.sketches[gid]
+            sketch.evict(now // self.g - self.n)
+            sketch.add(idx, value)
+            return
+        pool = self.pool
+        row = gid * self.table.width + pool.st.item(self.slot, J)
+        key_of = self.values.key_of
+        sketch = Sketch()  # its registers do not depend on the order of the adds
+        for vid, bucket in distinct.members(self.table.head, pool.slab, row):
+            sketch.add(bucket, key_of[vid])
+        sketch.add(idx, value)
+        self.sketches[gid] = sketch
+        pool.reap(keyed.to_sketch(*pool.arrays, self.slot, gid, idx))
+
+    def read(self, key: Any, now: int) -> int:
+        """The key's number of values: an exact set with no expired value is read from its
+        row here, the kernel evicts expired values, and a sketch is read here."""
+        pool = self.pool
+        gid = self.table.ids.get(key, -1)
+        cutoff = now // self.g - self.n
+        head = self.table.head
+        row = gid * self.table.width + pool.st.item(self.slot, J)
+        if gid < 0 or not head.item(row, HELD):
+            return 0
+        if not head.item(row, SKETCHED) and head.item(row, tally.FIRST) > cutoff:
+            return head.item(row, tally.LENGTH)
+        out = self._read_out
+        pool.reap(
+            pool.read_distinct(*pool.arrays, self.slot, gid, cutoff, out)  # type: ignore[misc]
+        )
+        if out[0] == 2:
+            return self.sketch_read(gid, cutoff)
+        return int(out[2])
+
+    def sketch_read(self, gid: int, cutoff: int) -> int:
+        """The estimate of id ``gid``'s sketch (a row in sketch mode whose read reported 2),
+        its expired buckets evicted and the row's ``LAST`` kept its newest bucket."""
+        sketch = self.sketches[gid]
+        sketch.evict(cutoff)
+        row = gid * self.table.width + self.pool.st.item(self.slot, J)
+        self.table.head[row, tally.LAST] = sketch.newest()
+        return sketch.estimate()
+
+    def _row_out(self, row: int) -> Any:
+        head = self.table.head
+        if head[row, SKETCHED]:
+            return {"sketch": self.sketches[row // self.table.width].state()}
+        members: dict[int, list] = {}
+        key_of = self.values.key_of
+        for vid, idx in distinct.members(head, self.pool.slab, row):
+            members.setdefault(idx, []).append(key_of[vid])
+        out = self._out
+        return {"exact": [[idx, [out(v) for v in sorted(members[idx])]] for idx in sorted(members)]}
+
+    def _restore_key(self, row: int, data: Any) -> None:
+        pool = self.pool
+        head = self.table.head
+        if "sketch" in data:
+            sketch = self.sketches[row // self.table.width] = Sketch.restore(data["sketch"])
+            head[row, SKETCHED] = 1
+            head[row, tally.LAST] = sketch.newest()
+            return
+        values = self.values
+        for idx, members in data["exact"]:
+            for value in members:
+                vid, _ = self._words(self._in(value))
+                while distinct.add(head, pool.slab, pool.meta, values.head, row, idx, vid):
+                    pool.grow(keyed.NEED_SLAB)
