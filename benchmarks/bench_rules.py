@@ -228,7 +228,16 @@ def main() -> None:
         action="store_true",
         help="decision blocks alternated with a fixed loop: the median ratio, for A/B runs",
     )
+    parser.add_argument(
+        "--distinct-window",
+        help="every distinct count's window (e.g. 1h: the 13.9 h of history reach a steady "
+        "state, keys and values expiring every bucket; default: the pack's 24h and 7d)",
+    )
     args = parser.parse_args()
+    if args.distinct_window:
+        for name, (agg, key, value, _window) in FEATURES.items():
+            if agg == "distinct":
+                FEATURES[name] = (agg, key, value, args.distinct_window)
     if args.interleaved:
         _interleaved(accounts=args.accounts or 5_000, ips=args.ips)
         return
