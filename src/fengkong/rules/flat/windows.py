@@ -410,11 +410,14 @@ class FlatDistinctWindow(FlatCountWindow):
 
     def sketch_read(self, gid: int, cutoff: int) -> int:
         """The estimate of id ``gid``'s sketch (a row in sketch mode whose read reported 2),
-        its expired buckets evicted and the row's ``LAST`` kept its newest bucket."""
+        its expired buckets evicted and the row's ``LAST`` kept its newest bucket (unless the
+        call that read it let the row go since: its sketch goes when the call is reaped)."""
         sketch = self.sketches[gid]
         sketch.evict(cutoff)
+        head = self.table.head
         row = gid * self.table.width + self.pool.st.item(self.slot, J)
-        self.table.head[row, tally.LAST] = sketch.newest()
+        if head.item(row, SKETCHED):
+            head[row, tally.LAST] = sketch.newest()
         return sketch.estimate()
 
     def _row_out(self, row: int) -> Any:
