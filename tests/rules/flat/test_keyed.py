@@ -16,8 +16,9 @@ from fengkong.rules.events import RulePackLoaded
 from fengkong.rules.flat import keyed, tally
 from fengkong.rules.flat.keyed import padded
 from fengkong.rules.flat.pool import FlatPool
-from fengkong.rules.flat.windows import FlatExtremumWindow
+from fengkong.rules.flat.windows import FlatCountWindow, FlatExtremumWindow
 from fengkong.rules.windows import ExtremumWindow
+from tests.rules.kit import decide, loaded, pack_text, rule, withdrawal
 
 T0 = 1_767_225_600_000
 
@@ -107,3 +108,53 @@ def test_an_owed_key_updated_again_starts_over_even_when_the_slab_is_full():
     pool.reap(listed)
     assert store.state() == reference.state()
     assert store.read("a", 150) == reference.read("a", 150) == 4
+
+
+def test_an_owed_sweep_pops_its_keys_at_the_pace_of_the_last_one_over_its_bucket():
+    """100 keys expired together, the store's previous sweep having popped 100: calls every
+    tenth of a bucket pop about 10 keys each (the first at least one), and the one at the
+    sweep's due time settles the rest, instead of one call popping all 100."""
+    pool = FlatPool()
+    store = FlatCountWindow(1_000, 10, 10**6, 1, pool)  # buckets of 1 s, 10 of them
+    for i in range(100):
+        store.add(f"k{i}", 1, 0, 0)
+    store.defer(0)  # bucket 0 left the window when now reached 10 s; settled by 11 s
+    pool.st[store.slot, keyed.PACE] = 100
+    popped = []
+    for now in [*range(10_000, 11_000, 100), 11_000]:
+        before = len(store)
+        keyed._begin(*pool.arrays, now, True)
+        pool.reap(int(pool.ctl[keyed.DEAD]))
+        popped.append(before - len(store))
+    assert popped == [1, 9, 10, 10, 10, 10, 10, 10, 10, 10, 10]
+    assert len(store) == 0 and not store._owed and len(store.table.ids) == 0
+    assert pool.st[store.slot, keyed.PACE] == 100
+
+
+def test_a_sketch_an_owed_sweep_dropped_goes_when_its_key_starts_over():
+    """A distinct key in sketch mode whose values all expired, its store owing the sweep:
+    an update of it before the sweep pops it starts an exact set, and its sketch goes."""
+    features = {
+        "ips": {
+            "agg": "distinct",
+            "on": "WithdrawalRequest",
+            "key": "account",
+            "value": "ip",
+            "window": "10s",
+            "bucket": "1s",
+            "exact_limit": 1,
+        }
+    }
+    component = loaded(pack_text([rule("features.ips > 100")], features))
+    [store] = component.packs["test"].stores.values()
+    decide(component, withdrawal(ts=T0, account="j", ip="10.0.0.1"))
+    for ip in ("10.0.0.2", "10.0.0.3"):  # past the limit of 1: a sketch
+        decide(component, withdrawal(ts=T0, account="k", ip=ip))
+    assert list(store.sketches) == [store.table.ids["k"]]
+    decide(component, withdrawal(ts=T0 + 11_000, account="m"))  # j and k expired: owed
+    assert store._owed and list(store.keys) == ["j", "k", "m"]
+    decide(component, withdrawal(ts=T0 + 11_500, account="k", ip="10.0.0.4"))
+    assert store.sketches == {}
+    assert [state for key, state in store.state()["keys"] if key == "k"] == [
+        {"exact": [[(T0 + 11_500) // 1_000, ["10.0.0.4"]]]}
+    ]

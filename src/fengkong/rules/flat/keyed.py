@@ -17,8 +17,9 @@ The stores of a :class:`~fengkong.rules.flat.pool.FlatPool` share these arrays:
   (``OWED``) and the first ``now`` at which it must be settled (``DUE``), its window (bucket
   width ``G``, buckets ``N``, ``SPAN`` (see ``KeyedWindow``), ``MAX_KEYS``), its place
   (``TABLE``, ``J``, and the table's ``WIDTH``), its ``KIND`` (``SUM``, ``MIN``, ``MAX``,
-  ``LATEST``, ``DISTINCT``) and, for a distinct count, its value table (``VALUES``) and
-  ``LIMIT`` (``exact_limit``).
+  ``LATEST``, ``DISTINCT``), for a distinct count its value table (``VALUES``) and
+  ``LIMIT`` (``exact_limit``), and the keys its owed sweep popped so far (``POPPED``) and
+  its previous sweep popped in all (``PACE``, see :func:`_begin`).
 * ``ctl`` and ``dead``: the ids that died in the call (:mod:`.ids`).
 
 A distinct count's row holds its exact set (:mod:`.distinct`, the values as ids of the pool's
@@ -35,9 +36,10 @@ The operations are those of :class:`~fengkong.rules.windows.KeyedWindow`,
 :class:`~fengkong.rules.windows.ExtremumWindow` (the reference the tests compare against, key
 by key and in the same update order): a key moves to the back of its store's order when its
 newest bucket enters a later span, a sweep pops the leading run of expired keys, a full store
-sweeps and then drops its front key, and an owed sweep is popped ``DRAIN`` keys per decision
-(:func:`decide`; the flat stores of a pool share their own budget, apart from the Python
-stores').
+sweeps and then drops its front key, and an owed sweep's keys are popped over the next
+decisions, at a pace (:func:`_begin`; unlike the Python stores, a distinct count's sweep is
+owed too: a row in sketch mode that an update restarts lets its sketch go, as a popped one
+does).
 
 A call that could need more slab words than the pool has changes nothing and returns
 ``NEED_SLAB``; the owner grows the slab and calls again.
@@ -63,7 +65,6 @@ from fengkong.rules.flat.ids import (
 )
 from fengkong.rules.flat.jit import kernel
 from fengkong.rules.flat.tally import LAST, LENGTH, TOTAL_HI, TOTAL_LO
-from fengkong.rules.windows import DRAIN
 
 # columns of a head row after the tally's
 PREV, NEXT, HELD, HOLDERS = range(tally.TALLY_WIDTH, tally.TALLY_WIDTH + 4)
@@ -86,8 +87,10 @@ ROW_WIDTH = tally.TALLY_WIDTH + 4
     KIND,
     VALUES,
     LIMIT,
-) = range(16)
-ST_WIDTH = 16
+    POPPED,
+    PACE,
+) = range(18)
+ST_WIDTH = 18
 # a store's ``KIND``: a count or sum (a count adds 1), a minimum or a maximum (:mod:`.extremum`),
 # a last value (the row holds its bucket in ``LAST`` and its time in ``TS``; the value is
 # the owner's, by id: see ``decide``), or a distinct count (see above)
@@ -176,37 +179,49 @@ def _pop_expired(heads, slab, meta, st, ctl, dead, s, cutoff, limit):
 
 @kernel
 def _sweep(heads, slab, meta, st, ctl, dead, s, cutoff):
+    """``KeyedWindow._sweep`` (an owed sweep's keys not popped yet go with it); the keys the
+    sweep popped in all, ``PACE``, pace the next one (:func:`_begin`)."""
+    popped = _pop_expired(heads, slab, meta, st, ctl, dead, s, cutoff, _ALL)
+    st[s, PACE] = popped + (st[s, POPPED] if st[s, OWED] else 0)
     st[s, SWEPT] = cutoff
     st[s, OWED] = 0
-    _pop_expired(heads, slab, meta, st, ctl, dead, s, cutoff, _ALL)
 
 
 @kernel
 def _drain(heads, slab, meta, st, ctl, dead, s, limit):
     """``KeyedWindow.drain``: pop at most ``limit`` keys of the owed sweep."""
     popped = _pop_expired(heads, slab, meta, st, ctl, dead, s, st[s, SWEPT], limit)
+    st[s, POPPED] += popped
     if popped < limit or st[s, FRONT] < 0:
         st[s, OWED] = 0
+        st[s, PACE] = st[s, POPPED]
     return popped
 
 
 @kernel
 def _begin(heads, slab, meta, st, ctl, dead, now, drain_owed):
     """A call's start: a new epoch, no dead id listed; with ``drain_owed``, the decision's
-    share of the owed sweeps (``windows.drain_owed``): a store whose cutoff passed its sweep
-    is settled, the others pop ``DRAIN`` keys between them, in slot order."""
+    share of the owed sweeps. A store whose cutoff passed its sweep is settled; the others
+    pop their keys at a pace: an owed sweep at cutoff ``c`` began when ``now`` reached
+    ``(c + N) · G`` and is due one bucket later, and by ``now`` it has popped at least the
+    same share of the keys its store's previous sweep popped (``PACE``), and at least one
+    key a call. So a bucket's expired keys leave over the bucket's events, a few each, and
+    none is left for the event that would settle it (the Python stores' ``drain_owed`` pops
+    ``DRAIN`` keys a decision between them: a pack's flat stores together may owe more keys
+    each bucket than ``DRAIN`` times its events)."""
     ctl[EPOCH] += 1
     ctl[DEAD] = 0
     if not drain_owed:
         return
-    budget = DRAIN
     for s in range(st.shape[0]):
         if st[s, OWED] == 0:
             continue
         if now >= st[s, DUE]:
             _sweep(heads, slab, meta, st, ctl, dead, s, st[s, SWEPT])
-        elif budget > 0:
-            budget -= _drain(heads, slab, meta, st, ctl, dead, s, budget)
+            continue
+        g = st[s, G]
+        share = -(-st[s, PACE] * (now - (st[s, SWEPT] + st[s, N]) * g) // g)  # ceil
+        _drain(heads, slab, meta, st, ctl, dead, s, max(1, share - st[s, POPPED]))
 
 
 @kernel
@@ -271,6 +286,9 @@ def _update(heads, slab, meta, st, ctl, dead, s, g, ts, idx, cutoff, hi, lo):
     if head[r, HELD] != 0:
         last = head[r, LAST]
         if st[s, OWED] != 0 and last <= st[s, SWEPT]:
+            if head[r, SKETCHED] and kind == DISTINCT:  # its sketch goes, as in _drop
+                listed(ctl, dead, SKETCH_TAG | (s << TABLE_SHIFT) | g)
+                head[r, SKETCHED] = 0
             tally.release(head, slab, meta, r)
             _unlink(head, st, s, r)
             _link_back(head, st, s, r)
@@ -314,7 +332,7 @@ def _space(heads, st, s, g, words):
     head = heads[st[s, TABLE]]
     r = g * st[s, WIDTH] + st[s, J]
     c = tally._needs_chunk(head, r)
-    if st[s, KIND] == LATEST or (st[s, KIND] == DISTINCT and head[r, SKETCHED]):
+    if st[s, KIND] == LATEST:
         c = -1
     elif st[s, KIND] != SUM:
         c = max(c, 0)
@@ -393,7 +411,7 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
     (:func:`_value`), before any update. Each update inside its window folds the event
     (:func:`_update`, whose result goes to ``out[3 * reads + j]``: what its owner does
     after the call); then each store updated whose cutoff passed its last sweep owes the
-    sweep (``KeyedWindow.defer``), or sweeps at once (a distinct count).
+    sweep (``KeyedWindow.defer``).
     Returns the dead ids listed, or ``NEED_SLAB`` (nothing changed)."""
     now = args[0]
     ts = args[1]
@@ -446,12 +464,10 @@ def decide(heads, slab, meta, st, ctl, dead, plan, out, args):
         s = plan[p]
         cutoff = now // st[s, G] - st[s, N]
         if ts // st[s, G] > cutoff and cutoff > st[s, SWEPT]:
-            if st[s, KIND] == DISTINCT:
-                _sweep(heads, slab, meta, st, ctl, dead, s, cutoff)
-            else:
-                st[s, SWEPT] = cutoff
-                st[s, OWED] = 1
-                st[s, DUE] = (cutoff + st[s, N] + 1) * st[s, G]
+            st[s, SWEPT] = cutoff
+            st[s, OWED] = 1
+            st[s, POPPED] = 0
+            st[s, DUE] = (cutoff + st[s, N] + 1) * st[s, G]
     for j in range(updates):
         p = at + 3 * j
         h = plan[p + 2]

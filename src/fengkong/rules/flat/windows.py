@@ -147,6 +147,7 @@ class FlatCountWindow(KeyedWindow):
         st = self.pool.st
         st[self.slot, SWEPT] = cutoff
         st[self.slot, OWED] = 1
+        st[self.slot, keyed.POPPED] = 0
         due = (cutoff + self.n + 1) * self.g
         st[self.slot, keyed.DUE] = due
         return due
@@ -335,7 +336,6 @@ class FlatDistinctWindow(FlatCountWindow):
     ``values``: the pool's value table for the field's type (``kind``)."""
 
     __slots__ = ("exact_limit", "sketches", "values")
-    LAZY = False  # swept at once, in the kernel too
 
     def __init__(
         self,
